@@ -1,0 +1,22 @@
+//! shardforge-core: the pure-Rust engine of shardforge (no Python here; see `rust/python`).
+//!
+//! - `reader`, `input`: streaming JSONL (plain/gz/zst) and Parquet ingest with per-record errors.
+//! - `normalize`, `shingle`, `minhash`, `oph`, `sketch`: text → word n-grams → MinHash signatures.
+//! - `lsh`, `band_index`, `union_find`: candidate pairs and clusters.
+//! - `dedup`: the exact + near-duplicate removal job and its in-memory twin.
+
+pub mod atomic;
+pub mod band_index;
+pub mod dedup;
+pub mod error;
+pub mod input;
+pub mod lsh;
+pub mod minhash;
+pub mod normalize;
+pub mod oph;
+pub mod reader;
+pub mod shingle;
+pub mod sketch;
+pub mod union_find;
+
+pub use error::{Error, Result};
