@@ -102,7 +102,7 @@ impl BandIndex {
     }
 
     fn spill(&mut self, e: Entry) -> Result<()> {
-        let p = ((e.key >> 32) * self.partitions.len() as u64 >> 32) as usize;
+        let p = (((e.key >> 32) * self.partitions.len() as u64) >> 32) as usize;
         let mut buf = [0u8; ENTRY_BYTES];
         buf[..8].copy_from_slice(&{ e.key }.to_le_bytes());
         buf[8..].copy_from_slice(&{ e.doc }.to_le_bytes());

@@ -16,6 +16,8 @@ pub enum Format {
 impl Format {
     /// The format a file name implies, if it is one we read.
     #[must_use]
+    // The name is lowercased before the comparisons.
+    #[allow(clippy::case_sensitive_file_extension_comparisons)]
     pub fn from_path(path: &Path) -> Option<Self> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {

@@ -1,7 +1,7 @@
 //! shardforge-core: the pure-Rust engine of shardforge (no Python here; see `rust/python`).
 //!
 //! - `reader`, `input`: streaming JSONL (plain/gz/zst) and Parquet ingest with per-record errors.
-//! - `normalize`, `shingle`, `minhash`, `oph`, `sketch`: text → word n-grams → MinHash signatures.
+//! - `normalize`, `shingle`, `minhash`, `oph`, `sketch`: text → word n-grams → `MinHash` signatures.
 //! - `lsh`, `band_index`, `union_find`: candidate pairs and clusters.
 //! - `dedup`: the exact + near-duplicate removal job and its in-memory twin.
 

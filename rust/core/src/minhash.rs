@@ -1,4 +1,4 @@
-//! Classic k-permutation MinHash.
+//! Classic k-permutation `MinHash`.
 //!
 //! Permutation `i` maps a 32-bit shingle hash `x` to `(a_i·x + b_i) mod 2^64 >> 32` with random 64-bit
 //! `a_i` (odd) and `b_i`: Dietzfelbinger's multiply-add-shift, a pairwise-independent family. Values
@@ -56,6 +56,8 @@ impl Permutations {
     }
 }
 
+// Always inlined so the AVX2 wrapper compiles its own vectorized copy of the loop.
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn sign_generic(a: &[u64], b: &[u64], hashes: &[u32], sig: &mut [u32]) {
     for ((&ai, &bi), out) in a.iter().zip(b).zip(sig.iter_mut()) {

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::input::{Format, InputFile};
+use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
@@ -468,7 +469,6 @@ fn string_at(col: &ArrayRef, i: usize) -> Option<String> {
     if col.is_null(i) {
         return None;
     }
-    use arrow_array::cast::AsArray;
     match col.data_type() {
         DataType::Utf8 => Some(col.as_string::<i32>().value(i).to_owned()),
         DataType::LargeUtf8 => Some(col.as_string::<i64>().value(i).to_owned()),

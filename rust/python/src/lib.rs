@@ -1,1 +1,298 @@
+//! `shardforge._core`: thin `PyO3` bindings over `shardforge-core`. Inputs are converted to owned Rust
+//! data, the GIL is released for the work, errors map through `errors::to_pyerr`.
 
+// PyO3 extracts arguments as owned values; taking them by reference is not an option.
+#![allow(clippy::needless_pass_by_value)]
+
+mod errors;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    use super::errors::{self, to_pyerr};
+    use numpy::{
+        IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    };
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+    use shardforge_core::dedup as core_dedup;
+    use shardforge_core::dedup::{Control, DedupConfig};
+    use shardforge_core::lsh::{LshParams, band_hashes, optimal_params};
+    use shardforge_core::sketch::{SketchConfig, Sketcher};
+    use shardforge_core::{Error, band_index::BandIndex, normalize, shingle, union_find};
+    use std::path::PathBuf;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = m.py();
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("ShardforgeError", py.get_type::<errors::ShardforgeError>())?;
+        m.add("ConfigError", py.get_type::<errors::ConfigError>())?;
+        m.add("NoInputError", py.get_type::<errors::NoInputError>())?;
+        m.add(
+            "MalformedRecordError",
+            py.get_type::<errors::MalformedRecordError>(),
+        )?;
+        m.add(
+            "TruncatedInputError",
+            py.get_type::<errors::TruncatedInputError>(),
+        )?;
+        m.add("ParquetError", py.get_type::<errors::ParquetError>())?;
+        Ok(())
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(json: &str) -> PyResult<T> {
+        serde_json::from_str(json).map_err(|e| to_pyerr(Error::Config(e.to_string())))
+    }
+
+    /// Run the file-to-file dedup job; returns the report as JSON. `progress(stage, files_done,
+    /// files_total, docs, text_bytes)` is called about ten times a second from this thread.
+    #[pyfunction]
+    #[pyo3(signature = (inputs, output, config_json, progress=None))]
+    fn dedup(
+        py: Python<'_>,
+        inputs: Vec<String>,
+        output: PathBuf,
+        config_json: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let cfg: DedupConfig = parse(config_json)?;
+        let ctl = Control::default();
+        let mut py_err: Option<PyErr> = None;
+        let report_progress = |py: Python<'_>, cb: &Py<PyAny>| {
+            cb.call1(
+                py,
+                (
+                    ctl.stage.load(Ordering::Relaxed),
+                    ctl.files_done.load(Ordering::Relaxed),
+                    ctl.files_total.load(Ordering::Relaxed),
+                    ctl.docs_read.load(Ordering::Relaxed),
+                    ctl.bytes_read.load(Ordering::Relaxed),
+                ),
+            )
+            .map(drop)
+        };
+        let result = py.detach(|| {
+            std::thread::scope(|s| {
+                let worker = s.spawn(|| core_dedup::run(&inputs, &output, &cfg, &ctl));
+                while !worker.is_finished() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    Python::attach(|py| {
+                        // Signals are only seen on the main thread, which is this one.
+                        let step = py.check_signals().and_then(|()| match &progress {
+                            Some(cb) => report_progress(py, cb),
+                            None => Ok(()),
+                        });
+                        if let Err(e) = step {
+                            py_err.get_or_insert(e);
+                            ctl.cancel();
+                        }
+                    });
+                }
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        });
+        if let Some(e) = py_err {
+            return Err(e);
+        }
+        let report = result.map_err(to_pyerr)?;
+        if let Some(cb) = &progress {
+            report_progress(py, cb)?;
+        }
+        Ok(serde_json::to_string(&report).expect("report serializes"))
+    }
+
+    fn signatures_to_numpy(
+        py: Python<'_>,
+        flat: Vec<u32>,
+        k: usize,
+    ) -> PyResult<Bound<'_, PyArray2<u32>>> {
+        let n = flat.len() / k;
+        flat.into_pyarray(py).reshape([n, k])
+    }
+
+    /// Signatures of `texts` as an `(n, num_perm)` uint32 array.
+    #[pyfunction]
+    fn minhash<'py>(
+        py: Python<'py>,
+        texts: Vec<String>,
+        sketch_json: &str,
+    ) -> PyResult<Bound<'py, PyArray2<u32>>> {
+        let cfg: SketchConfig = parse(sketch_json)?;
+        let sketcher = Sketcher::new(&cfg).map_err(to_pyerr)?;
+        let flat = py.detach(|| sketcher.sign_batch(&texts));
+        signatures_to_numpy(py, flat, cfg.num_perm)
+    }
+
+    /// Signatures of the strings in a flat UTF-8 buffer with Arrow-style `offsets` (n + 1 values):
+    /// zero-copy input from a `pyarrow` string array.
+    #[pyfunction]
+    fn minhash_buffers<'py>(
+        py: Python<'py>,
+        data: PyReadonlyArray1<'py, u8>,
+        offsets: PyReadonlyArray1<'py, i64>,
+        sketch_json: &str,
+    ) -> PyResult<Bound<'py, PyArray2<u32>>> {
+        let cfg: SketchConfig = parse(sketch_json)?;
+        let sketcher = Sketcher::new(&cfg).map_err(to_pyerr)?;
+        let data = data.as_slice()?;
+        let offsets = offsets.as_slice()?;
+        let mut texts = Vec::with_capacity(offsets.len().saturating_sub(1));
+        for (i, w) in offsets.windows(2).enumerate() {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            if a > b || b > data.len() {
+                return Err(to_pyerr(Error::Config(format!(
+                    "offsets[{i}..{}] = {a}..{b} out of range",
+                    i + 1
+                ))));
+            }
+            let s = std::str::from_utf8(&data[a..b]).map_err(|e| {
+                to_pyerr(Error::Config(format!(
+                    "string {i} is not UTF-8 at byte {}",
+                    e.valid_up_to()
+                )))
+            })?;
+            texts.push(s);
+        }
+        let flat = py.detach(|| sketcher.sign_batch(&texts));
+        signatures_to_numpy(py, flat, cfg.num_perm)
+    }
+
+    /// (bands, rows) for a Jaccard threshold, chosen as datasketch's `MinHashLSH` chooses them.
+    #[pyfunction]
+    #[pyo3(signature = (threshold, num_perm, fp_weight=0.5, fn_weight=0.5))]
+    fn lsh_params(
+        py: Python<'_>,
+        threshold: f64,
+        num_perm: usize,
+        fp_weight: f64,
+        fn_weight: f64,
+    ) -> (usize, usize) {
+        let p = py.detach(|| optimal_params(threshold, num_perm, fp_weight, fn_weight));
+        (p.bands, p.rows)
+    }
+
+    /// Candidate pairs `(i, j)`, `i < j`, of signatures that share at least one band: `(m, 2)` uint32.
+    #[pyfunction]
+    fn candidate_pairs<'py>(
+        py: Python<'py>,
+        signatures: PyReadonlyArray2<'py, u32>,
+        bands: usize,
+        rows: usize,
+    ) -> PyResult<Bound<'py, PyArray2<u32>>> {
+        let sigs = signatures.as_array();
+        let (n, k) = sigs.dim();
+        if bands == 0 || rows == 0 || bands * rows > k {
+            return Err(to_pyerr(Error::Config(format!(
+                "bands × rows = {bands} × {rows} must be in 1..={k}"
+            ))));
+        }
+        let flat: Vec<u32> = sigs.iter().copied().collect();
+        let pairs = py
+            .detach(|| {
+                let params = LshParams { bands, rows };
+                let mut index = BandIndex::new(u64::MAX / 2, &std::env::temp_dir(), 0)?;
+                let mut keys = vec![0u64; bands];
+                for d in 0..n {
+                    band_hashes(&flat[d * k..(d + 1) * k], params, &mut keys);
+                    index.push(d as u32, &keys)?;
+                }
+                index.candidate_pairs().map(|(p, _)| p)
+            })
+            .map_err(to_pyerr)?;
+        let m = pairs.len();
+        let flat_pairs: Vec<u32> = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+        flat_pairs.into_pyarray(py).reshape([m, 2])
+    }
+
+    /// Connected components of `n` nodes joined by `pairs` (`(m, 2)`): each node's label is the
+    /// smallest node of its component.
+    #[pyfunction]
+    fn connected_components<'py>(
+        py: Python<'py>,
+        n: usize,
+        pairs: PyReadonlyArray2<'py, u32>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let view = pairs.as_array();
+        if view.ncols() != 2 {
+            return Err(to_pyerr(Error::Config(
+                "pairs must have shape (m, 2)".into(),
+            )));
+        }
+        let list: Vec<(u32, u32)> = view.rows().into_iter().map(|r| (r[0], r[1])).collect();
+        if let Some(&(a, b)) = list
+            .iter()
+            .find(|(a, b)| *a as usize >= n || *b as usize >= n)
+        {
+            return Err(to_pyerr(Error::Config(format!(
+                "pair ({a}, {b}) names a node ≥ n = {n}"
+            ))));
+        }
+        Ok(py
+            .detach(|| union_find::components(n, &list))
+            .into_pyarray(py))
+    }
+
+    /// Deduplicate in-memory texts; returns a dict of `NumPy` arrays (`kept`, `cluster`,
+    /// `cluster_size`, `pairs`) and the list `reason`.
+    #[pyfunction]
+    #[pyo3(signature = (texts, config_json, keys=None))]
+    fn dedup_texts<'py>(
+        py: Python<'py>,
+        texts: Vec<String>,
+        config_json: &str,
+        keys: Option<PyReadonlyArray1<'py, f64>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let cfg: DedupConfig = parse(config_json)?;
+        let keys: Option<Vec<f64>> = keys.map(|k| k.as_array().to_vec());
+        if let Some(k) = &keys
+            && k.len() != texts.len()
+        {
+            return Err(to_pyerr(Error::Config(format!(
+                "{} keys for {} texts",
+                k.len(),
+                texts.len()
+            ))));
+        }
+        let res = py
+            .detach(|| core_dedup::dedup_texts(&texts, keys.as_deref(), &cfg))
+            .map_err(to_pyerr)?;
+        let out = PyDict::new(py);
+        let d = res.decision;
+        out.set_item("kept", d.kept.into_pyarray(py))?;
+        out.set_item("cluster", d.cluster.into_pyarray(py))?;
+        out.set_item("cluster_size", d.cluster_size.into_pyarray(py))?;
+        out.set_item(
+            "reason",
+            d.reason.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        )?;
+        let m = res.pairs.len();
+        let flat: Vec<u32> = res.pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+        out.set_item("pairs", flat.into_pyarray(py).reshape([m, 2])?)?;
+        Ok(out)
+    }
+
+    /// The normalized form of `text` that shingles and exact hashes are computed on.
+    #[pyfunction]
+    fn normalize_text(text: &str, normalize_json: &str) -> PyResult<String> {
+        let cfg: normalize::NormalizeConfig = parse(normalize_json)?;
+        Ok(normalize::normalize(text, &cfg))
+    }
+
+    /// The sorted, distinct xxh3-64 shingle hashes of `text`: the exact set Jaccard is defined on.
+    #[pyfunction]
+    fn shingle_hashes<'py>(
+        py: Python<'py>,
+        text: &str,
+        sketch_json: &str,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let cfg: SketchConfig = parse(sketch_json)?;
+        let norm = normalize::normalize(text, &cfg.normalize);
+        Ok(shingle::shingle_set(&norm, cfg.ngram).into_pyarray(py))
+    }
+}

@@ -58,7 +58,7 @@ impl Encoder {
 /// atomically. `incomplete` inputs end at their known stream error instead of failing.
 pub fn write_kept(file: &InputFile, kept: &[u64], dest: &Path, incomplete: bool) -> Result<u64> {
     match file.format {
-        Format::Parquet => write_parquet(file, kept, dest),
+        Format::Parquet => write_parquet(file, kept, dest, incomplete),
         _ => write_jsonl(file, kept, dest, incomplete),
     }
 }
@@ -100,8 +100,14 @@ fn write_jsonl(file: &InputFile, kept: &[u64], dest: &Path, incomplete: bool) ->
     Ok(written)
 }
 
-fn write_parquet(file: &InputFile, kept: &[u64], dest: &Path) -> Result<u64> {
-    let reader = parquet_reader(&file.path, None)?;
+fn write_parquet(file: &InputFile, kept: &[u64], dest: &Path, incomplete: bool) -> Result<u64> {
+    let reader = match parquet_reader(&file.path, None) {
+        Ok(r) => r,
+        // A file that could not be opened in the sketch pass (and was skipped) has nothing to
+        // write, and no schema to write it with.
+        Err(_) if incomplete && kept.is_empty() => return Ok(0),
+        Err(e) => return Err(e),
+    };
     let schema = reader.schema();
     let (guard, f) = AtomicFile::create(dest)?;
     let props = WriterProperties::builder()

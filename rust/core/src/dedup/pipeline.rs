@@ -308,6 +308,9 @@ fn run_in_pool(
     Ok(report)
 }
 
+/// A document's meta record, band keys and signature.
+type Sketched = (MetaRecord, Vec<u64>, Vec<u32>);
+
 #[allow(clippy::too_many_arguments)]
 fn sketch_file(
     work: &Path,
@@ -322,7 +325,7 @@ fn sketch_file(
     let k = sketcher.num_perm();
     let mut writer = SketchWriter::create(work, index)?;
     let outcome = read_file(file, &cfg.fields, &ctl.cancel, |items| {
-        let computed: Vec<Option<(MetaRecord, Vec<u64>, Vec<u32>)>> = items
+        let computed: Vec<Option<Sketched>> = items
             .par_iter()
             .map_init(Scratch::default, |scratch, item| {
                 let Item::Doc(doc) = item else { return None };

@@ -1,0 +1,55 @@
+# shardforge's one entry point. `make help` lists the targets.
+# Everything runs inside .venv, which these targets create; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export PYO3_PYTHON := $(abspath $(PY))
+# The extension is rebuilt when any Rust or packaging file changes.
+STAMP := $(VENV)/.installed
+SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml pyproject.toml
+
+.PHONY: help install demo test quick lint rust-test py-test bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): $(PY) $(SOURCES)
+	$(PIP) install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)  ## create .venv and build the extension (release) with the dev tools
+
+demo: $(STAMP)  ## the main job: gather a real corpus, deduplicate it, query the result
+	$(VENV)/bin/shardforge corpus demo/corpus
+	$(VENV)/bin/shardforge dedup demo/corpus -o demo/dedup --on-error skip
+	$(VENV)/bin/shardforge query "SELECT file, reason, count(*) AS docs, sum(cluster_size) FILTER (WHERE kept) AS cluster_docs FROM 'demo/dedup/clusters.parquet' GROUP BY ALL ORDER BY ALL"
+
+test: lint rust-test  ## everything: lints, Rust tests, all Python tests (slow ones too)
+	$(PY) -m pytest -m 'slow or not slow'
+
+quick: $(STAMP)  ## fast Python tests only
+	$(PY) -m pytest
+
+rust-test: $(PY)
+	cargo test --workspace --exclude shardforge-python --quiet
+
+lint: $(STAMP)  ## cargo fmt/clippy, ruff, mypy, stubtest
+	cargo fmt --all --check
+	cargo clippy --all-targets --quiet -- -D warnings
+	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/ruff format --check python tests bench
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest shardforge._core
+
+bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the bench extra)
+	$(PIP) install -q -e '.[dev,bench]'
+	$(PY) bench/dedup.py
+
+clean:
+	rm -rf $(VENV) target demo bench/out

@@ -1,0 +1,3 @@
+from shardforge.cli import main
+
+raise SystemExit(main())

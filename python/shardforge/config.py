@@ -1,0 +1,74 @@
+"""Typed configuration of the dedup job. It serializes to the JSON the Rust core reads, where
+unknown keys and bad values are rejected with a `ConfigError`."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+SketchMethod = Literal["classic", "one_permutation"]
+KeepPolicy = Literal["first", "longest", "max_column"]
+VerifyMode = Literal["none", "signature", "exact"]
+OnError = Literal["raise", "skip"]
+
+
+@dataclass
+class NormalizeConfig:
+    lowercase: bool = True
+    strip_punctuation: bool = True
+    fold_digits: bool = False
+    nfkc: bool = False
+
+
+@dataclass
+class SketchConfig:
+    method: SketchMethod = "classic"
+    num_perm: int = 128
+    ngram: int = 5
+    seed: int = 1
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass
+class FieldConfig:
+    text_field: str = "text"
+    id_field: str | None = "id"
+    key_field: str | None = None
+
+
+@dataclass
+class DedupConfig:
+    fields: FieldConfig = field(default_factory=FieldConfig)
+    sketch: SketchConfig = field(default_factory=SketchConfig)
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.8
+    bands: int | None = None
+    rows: int | None = None
+    verify: VerifyMode = "none"
+    keep: KeepPolicy = "first"
+    on_error: OnError = "raise"
+    memory_budget: int = 4 << 30
+    threads: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: int | str) -> int:
+    """`4GB`, `512M`, `1.5GiB` or a plain byte count → bytes (powers of 1024)."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(value)
+    if not m:
+        raise ValueError(f"cannot read {value!r} as a size (e.g. 4GB, 512MB, 1048576)")
+    scale = 1024 ** " kmgt".index(m.group(2).lower() or " ")
+    return int(float(m.group(1)) * scale)

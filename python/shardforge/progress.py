@@ -1,0 +1,53 @@
+"""Progress display for long jobs: a one-line bar on a terminal, JSON lines for machines, or
+nothing (stderr is not a terminal and JSON was not asked for)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+from shardforge.dedup import STAGES
+
+
+class Progress:
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if self.stream.isatty() else "none"
+        self.mode = mode
+        self.start = time.monotonic()
+        self._last_json = 0.0
+
+    def __call__(self, stage: int, files_done: int, files_total: int, docs: int, text_bytes: int) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        name = STAGES[stage] if stage < len(STAGES) else str(stage)
+        if self.mode == "json":
+            now = time.monotonic()
+            if now - self._last_json < 1.0 and stage < 4:
+                return
+            self._last_json = now
+            record = {
+                "stage": name,
+                "files_done": files_done,
+                "files_total": files_total,
+                "docs": docs,
+                "text_bytes": text_bytes,
+                "elapsed_s": round(elapsed, 3),
+            }
+            self.stream.write(json.dumps(record) + "\n")
+            self.stream.flush()
+        elif self.mode == "bar":
+            width = 24
+            frac = files_done / files_total if files_total else 0.0
+            bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+            mbps = text_bytes / 1e6 / elapsed
+            line = (
+                f"\r{name:<10} [{bar}] {files_done}/{files_total} files  {docs:,} docs  "
+                f"{text_bytes / 1e6:,.1f} MB  {mbps:,.1f} MB/s  {elapsed:,.0f}s"
+            )
+            self.stream.write(line)
+            if stage >= 4:
+                self.stream.write("\n")
+            self.stream.flush()
