@@ -8,6 +8,7 @@ import json
 import random
 import sysconfig
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def exact_pairs(sets: list[set[int]], threshold: float) -> dict[tuple[int, int],
     return out
 
 
-def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+def write_jsonl(path: Path, records: Sequence[Mapping[str, object]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(json.dumps(r) + "\n" for r in records).encode()
     if path.name.endswith(".gz"):

@@ -6,14 +6,17 @@ import gzip
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
-from conftest import write_jsonl
 
 import shardforge
+from conftest import write_jsonl
 
-GOOD = [{"id": f"g{i}", "text": f"document number {i} has a handful of distinct words in it"} for i in range(5)]
+GOOD = [
+    {"id": f"g{i}", "text": f"document number {i} has a handful of distinct words in it"} for i in range(5)
+]
 
 
 def with_bad_line(tmp_path: Path, bad: bytes) -> Path:
@@ -77,14 +80,18 @@ def test_truncated_stream(tmp_path: Path, suffix: str) -> None:
     assert '"kind":"truncated"' in rejects
     # The records before the damage are written out intact.
     out = (tmp_path / "out2" / path.name).read_bytes()
-    text = gzip.decompress(out) if suffix.endswith("gz") else zstandard.ZstdDecompressor().stream_reader(out).read()
+    text = (
+        gzip.decompress(out)
+        if suffix.endswith("gz")
+        else zstandard.ZstdDecompressor().stream_reader(out).read()
+    )
     assert len(text.splitlines()) == r.docs_out
 
 
 def test_corrupt_parquet(tmp_path: Path) -> None:
     path = tmp_path / "bad.parquet"
     path.write_bytes(b"PAR1" + b"\x00garbage" * 100)
-    with pytest.raises(shardforge.ParquetError, match="bad.parquet"):
+    with pytest.raises(shardforge.ParquetError, match=r"bad\.parquet"):
         shardforge.dedup(path, tmp_path / "out")
     r = shardforge.dedup(path, tmp_path / "out2", on_error="skip")
     assert r.rejects == 1 and r.docs_in == 0
@@ -103,7 +110,7 @@ def test_parquet_without_text_column_and_null_text(tmp_path: Path) -> None:
 
 
 def test_missing_inputs_and_bad_configs(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.jsonl"):
         shardforge.dedup(tmp_path / "nope.jsonl", tmp_path / "out")
     with pytest.raises(shardforge.NoInputError, match="matches no"):
         shardforge.dedup(str(tmp_path / "*.jsonl"), tmp_path / "out")
@@ -113,7 +120,14 @@ def test_missing_inputs_and_bad_configs(tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "in" / "a.jsonl", GOOD)
     with pytest.raises(shardforge.ConfigError, match="inside input directory"):
         shardforge.dedup(tmp_path / "in", tmp_path / "in" / "out")
-    for bad in [{"threshold": 0.0}, {"bands": 4}, {"bands": 20, "rows": 20}, {"num_perm": 0}, {"threads": 0}]:
+    bad_options: list[dict[str, Any]] = [
+        {"threshold": 0.0},
+        {"bands": 4},
+        {"bands": 20, "rows": 20},
+        {"num_perm": 0},
+        {"threads": 0},
+    ]
+    for bad in bad_options:
         with pytest.raises(shardforge.ConfigError):
             shardforge.dedup(src, tmp_path / "out", **bad)
     with pytest.raises(shardforge.ConfigError, match="unknown variant"):

@@ -6,15 +6,16 @@ import gzip
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from conftest import mutate, write_jsonl
 
 import shardforge
+from conftest import mutate, write_jsonl
 
 
 def corpus_records(docs: list[str], n_near: int, n_exact: int, seed: int = 0) -> list[dict[str, object]]:
@@ -39,8 +40,13 @@ def mixed_inputs(tmp_path: Path, real_docs: list[str]) -> Path:
     write_jsonl(root / "a.jsonl", recs[:40])
     write_jsonl(root / "sub" / "b.jsonl.gz", recs[40:80])
     write_jsonl(root / "c.jsonl.zst", recs[80:120])
-    table = pa.table({"id": [r["id"] for r in recs[120:]], "text": [r["text"] for r in recs[120:]],
-                      "score": [r["score"] for r in recs[120:]]})
+    table = pa.table(
+        {
+            "id": [r["id"] for r in recs[120:]],
+            "text": [r["text"] for r in recs[120:]],
+            "score": [r["score"] for r in recs[120:]],
+        }
+    )
     pq.write_table(table, root / "d.parquet")
     return root
 
@@ -79,16 +85,27 @@ def test_all_formats_end_to_end(mixed_inputs: Path, tmp_path: Path) -> None:
     assert r.exact_duplicates >= 10
     assert r.near_duplicates >= 1
     assert r.docs_in == r.docs_out + r.exact_duplicates + r.near_duplicates
-    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".shardforge" not in str(p))
-    assert names == ["a.jsonl", "c.jsonl.zst", "clusters.parquet", "d.parquet", "rejects.jsonl", "report.json",
-                     "sub/b.jsonl.gz"]
+    names = sorted(
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".shardforge" not in str(p)
+    )
+    assert names == [
+        "a.jsonl",
+        "c.jsonl.zst",
+        "clusters.parquet",
+        "d.parquet",
+        "rejects.jsonl",
+        "report.json",
+        "sub/b.jsonl.gz",
+    ]
     # JSONL records are carried byte for byte, nested metadata included.
     src_lines = set(read_output(mixed_inputs / "a.jsonl"))
     kept_lines = read_output(out / "a.jsonl")
     assert set(kept_lines) <= src_lines
     assert all(json.loads(x)["id"] for x in kept_lines)
     assert pq.read_table(out / "d.parquet").schema.names == ["id", "text", "score"]
-    total_kept = sum(len(read_output(out / n)) for n in ["a.jsonl", "sub/b.jsonl.gz", "c.jsonl.zst", "d.parquet"])
+    total_kept = sum(
+        len(read_output(out / n)) for n in ["a.jsonl", "sub/b.jsonl.gz", "c.jsonl.zst", "d.parquet"]
+    )
     assert total_kept == r.docs_out
     # clusters.parquet answers DuckDB queries as it is.
     con = duckdb.connect()
@@ -101,13 +118,18 @@ def test_all_formats_end_to_end(mixed_inputs: Path, tmp_path: Path) -> None:
     for j in range(10):
         original = f"d{119 - j}"
         rows = con.sql(
-            f"SELECT cluster_id, kept FROM '{out}/clusters.parquet' WHERE doc_id IN ('exact{j}', '{original}')"
+            f"SELECT cluster_id, kept FROM '{out}/clusters.parquet' "
+            f"WHERE doc_id IN ('exact{j}', '{original}')"
         ).fetchall()
         assert len(rows) == 2 and rows[0][0] == rows[1][0] and sum(k for _, k in rows) <= 1
     # Every planted near duplicate whose exact Jaccard is clearly above the threshold is found.
-    by_id = {json.loads(x)["id"]: json.loads(x)["text"] for n in ["a.jsonl", "sub/b.jsonl.gz", "c.jsonl.zst"]
-             for x in read_output(mixed_inputs / n)}
-    by_id.update(zip(*pq.read_table(mixed_inputs / "d.parquet").select(["id", "text"]).to_pydict().values()))
+    by_id = {
+        json.loads(x)["id"]: json.loads(x)["text"]
+        for n in ["a.jsonl", "sub/b.jsonl.gz", "c.jsonl.zst"]
+        for x in read_output(mixed_inputs / n)
+    }
+    parquet_rows = pq.read_table(mixed_inputs / "d.parquet").to_pydict()
+    by_id.update(zip(parquet_rows["id"], parquet_rows["text"], strict=True))
     checked = 0
     for j in range(15):
         a = set(shardforge.shingle_hashes(by_id[f"d{j}"]).tolist())
@@ -130,10 +152,12 @@ def test_deterministic_across_threads_and_runs(mixed_inputs: Path, tmp_path: Pat
         out = tmp_path / f"out{i}"
         shardforge.dedup(mixed_inputs, out, threads=threads, method="one_permutation")
         outs.append(out)
+
     def snapshot(out: Path) -> dict[str, object]:
         files = {n: read_output(out / n) for n in ["a.jsonl", "sub/b.jsonl.gz", "c.jsonl.zst", "d.parquet"]}
         clusters = pq.read_table(out / "clusters.parquet").to_pylist()
         return {"files": files, "clusters": clusters}
+
     first = snapshot(outs[0])
     assert all(snapshot(o) == first for o in outs[1:])
 
@@ -146,12 +170,14 @@ def test_keep_policies(tmp_path: Path, real_docs: list[str]) -> None:
         {"id": "mid", "text": base + " extra", "q": 0.5},
     ]
     src = write_jsonl(tmp_path / "x.jsonl", recs)
-    def survivor(**opts: object) -> str:
+
+    def survivor(**opts: Any) -> str:
         out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}"
         shardforge.dedup(src, out, **opts)
         kept = [json.loads(x)["id"] for x in read_output(out / "x.jsonl")]
         assert len(kept) == 1
         return str(kept[0])
+
     assert survivor() == "short"
     assert survivor(keep="longest") == "longer"
     assert survivor(keep="max_column", key_field="q") == "longer"

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import mutate
 
 import shardforge
+from conftest import mutate
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.8, 0.9, 0.95])
@@ -63,7 +63,9 @@ def test_accuracy_comparable_to_datasketch(real_docs: list[str]) -> None:
 
 
 def test_identical_and_disjoint_texts() -> None:
-    sig = shardforge.minhash(["the quick brown fox jumps over", "The quick, brown fox jumps over!", "zz yy xx"])
+    sig = shardforge.minhash(
+        ["the quick brown fox jumps over", "The quick, brown fox jumps over!", "zz yy xx"]
+    )
     assert (sig[0] == sig[1]).all()
     assert (sig[0] != sig[2]).mean() > 0.95
     empty = shardforge.minhash(["", "   ...  "])

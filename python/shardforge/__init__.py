@@ -1,7 +1,7 @@
 """shardforge: a pretraining data engine. Rust core, Python API, one CLI.
 
-    import shardforge
-    report = shardforge.dedup("corpus/", "clean/", threshold=0.8)
+import shardforge
+report = shardforge.dedup("corpus/", "clean/", threshold=0.8)
 """
 
 from shardforge._core import (

@@ -4,6 +4,25 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "ConfigError",
+    "MalformedRecordError",
+    "NoInputError",
+    "ParquetError",
+    "ShardforgeError",
+    "TruncatedInputError",
+    "__version__",
+    "candidate_pairs",
+    "connected_components",
+    "dedup",
+    "dedup_texts",
+    "lsh_params",
+    "minhash",
+    "minhash_buffers",
+    "normalize_text",
+    "shingle_hashes",
+]
+
 __version__: str
 
 class ShardforgeError(Exception): ...

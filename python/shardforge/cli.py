@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,47 +20,89 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(MinHash-LSH over word n-grams). Writes the kept records under OUT in the input's format, "
         "plus clusters.parquet, rejects.jsonl and report.json. Rerunning resumes finished work.",
     )
-    p.add_argument("inputs", nargs="+", help="files, directories or globs (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)")
+    p.add_argument(
+        "inputs", nargs="+", help="files, directories or globs (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)"
+    )
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
     p.add_argument("--id-field", default="id", help="field holding the document id (default: id)")
     p.add_argument("--key-field", default=None, help="numeric field for --keep max_column")
-    p.add_argument("--method", choices=["classic", "one_permutation"], default="classic",
-                   help="classic k-permutation MinHash, or one-permutation hashing (faster)")
+    p.add_argument(
+        "--method",
+        choices=["classic", "one_permutation"],
+        default="classic",
+        help="classic k-permutation MinHash, or one-permutation hashing (faster)",
+    )
     p.add_argument("--num-perm", type=int, default=128, help="signature length k (default: 128)")
     p.add_argument("--ngram", type=int, default=5, help="words per shingle (default: 5)")
     p.add_argument("--seed", type=int, default=1, help="seed of the hash permutations")
-    p.add_argument("--threshold", type=float, default=0.8, help="Jaccard threshold of near duplicates (default: 0.8)")
+    p.add_argument(
+        "--threshold", type=float, default=0.8, help="Jaccard threshold of near duplicates (default: 0.8)"
+    )
     p.add_argument("--bands", type=int, default=None, help="LSH bands (default: chosen from the threshold)")
     p.add_argument("--rows", type=int, default=None, help="LSH rows per band (with --bands)")
     p.add_argument("--no-exact", dest="exact", action="store_false", help="skip exact dedup")
     p.add_argument("--no-near", dest="near", action="store_false", help="skip near dedup")
-    p.add_argument("--verify", choices=["none", "signature", "exact"], default="none",
-                   help="check LSH candidate pairs against the threshold before joining them")
-    p.add_argument("--keep", choices=["first", "longest", "max_column"], default="first",
-                   help="which document of a cluster survives (default: first)")
-    p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
-                   help="stop at a bad record, or skip it into rejects.jsonl")
+    p.add_argument(
+        "--verify",
+        choices=["none", "signature", "exact"],
+        default="none",
+        help="check LSH candidate pairs against the threshold before joining them",
+    )
+    p.add_argument(
+        "--keep",
+        choices=["first", "longest", "max_column"],
+        default="first",
+        help="which document of a cluster survives (default: first)",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="stop at a bad record, or skip it into rejects.jsonl",
+    )
     p.add_argument("--fold-digits", action="store_true", help="normalize every digit to 0")
     p.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before normalizing")
     p.add_argument("--keep-case", dest="lowercase", action="store_false", help="do not lowercase")
-    p.add_argument("--keep-punctuation", dest="strip_punctuation", action="store_false",
-                   help="do not strip punctuation")
-    p.add_argument("--memory-budget", default="4GB", help="band index memory before spilling to disk (default: 4GB)")
+    p.add_argument(
+        "--keep-punctuation", dest="strip_punctuation", action="store_false", help="do not strip punctuation"
+    )
+    p.add_argument(
+        "--memory-budget", default="4GB", help="band index memory before spilling to disk (default: 4GB)"
+    )
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
-    p.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto",
-                   help="progress display; auto shows a bar only on a terminal")
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "json", "none"],
+        default="auto",
+        help="progress display; auto shows a bar only on a terminal",
+    )
     p.set_defaults(func=_run_dedup)
 
 
 def _run_dedup(args: argparse.Namespace) -> int:
     cfg = make_config(
-        text_field=args.text_field, id_field=args.id_field, key_field=args.key_field,
-        method=args.method, num_perm=args.num_perm, ngram=args.ngram, seed=args.seed,
-        threshold=args.threshold, bands=args.bands, rows=args.rows, exact=args.exact, near=args.near,
-        verify=args.verify, keep=args.keep, on_error=args.on_error, lowercase=args.lowercase,
-        strip_punctuation=args.strip_punctuation, fold_digits=args.fold_digits, nfkc=args.nfkc,
-        memory_budget=args.memory_budget, threads=args.threads,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        key_field=args.key_field,
+        method=args.method,
+        num_perm=args.num_perm,
+        ngram=args.ngram,
+        seed=args.seed,
+        threshold=args.threshold,
+        bands=args.bands,
+        rows=args.rows,
+        exact=args.exact,
+        near=args.near,
+        verify=args.verify,
+        keep=args.keep,
+        on_error=args.on_error,
+        lowercase=args.lowercase,
+        strip_punctuation=args.strip_punctuation,
+        fold_digits=args.fold_digits,
+        nfkc=args.nfkc,
+        memory_budget=args.memory_budget,
+        threads=args.threads,
     )
     report = dedup(args.inputs, args.output, config=cfg, progress=Progress(args.progress))
     r = report
@@ -72,9 +113,11 @@ def _run_dedup(args: argparse.Namespace) -> int:
     )
     t = r.raw["timings"]
     mb = r.text_bytes_in / 1e6
-    print(f"{mb:,.1f} MB of text in {t['total_s']:.1f}s ({mb / max(t['total_s'], 1e-9):,.1f} MB/s, "
-          f"{r.threads} threads), peak RSS {r.peak_rss_bytes / 2**20:,.0f} MiB, "
-          f"index {r.index_bytes_per_doc:.0f} B/doc")
+    print(
+        f"{mb:,.1f} MB of text in {t['total_s']:.1f}s ({mb / max(t['total_s'], 1e-9):,.1f} MB/s, "
+        f"{r.threads} threads), peak RSS {r.peak_rss_bytes / 2**20:,.0f} MiB, "
+        f"index {r.index_bytes_per_doc:.0f} B/doc"
+    )
     print(f"report: {Path(args.output) / 'report.json'}")
     return 0
 
@@ -107,7 +150,9 @@ def _add_query(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _run_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    duckdb.sql(args.sql).show(max_width=160)
+    result = duckdb.sql(args.sql)
+    if result is not None:  # statements without a result set (CREATE, COPY) print nothing
+        result.show(max_width=160)
     return 0
 
 

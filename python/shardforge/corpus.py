@@ -19,7 +19,11 @@ from typing import IO
 
 def _read(path: str) -> str | None:
     try:
-        data = gzip.open(path).read() if path.endswith(".gz") else Path(path).read_bytes()
+        if path.endswith(".gz"):
+            with gzip.open(path) as f:
+                data = f.read()
+        else:
+            data = Path(path).read_bytes()
     except (OSError, EOFError):
         return None
     return data.decode("utf-8", errors="replace")
@@ -50,12 +54,12 @@ def sources() -> Iterator[tuple[str, str, Iterator[tuple[str, str]]]]:
 def _open(path: Path, final: Path) -> IO[bytes]:
     """Open the temporary `path` with the compression that the `final` name calls for."""
     if final.name.endswith(".gz"):
-        return gzip.open(path, "wb", compresslevel=3)
+        return gzip.GzipFile(path, "wb", compresslevel=3)  # type: ignore[return-value]
     if final.name.endswith(".zst"):
         import zstandard
 
-        return zstandard.ZstdCompressor(level=3).stream_writer(open(path, "wb"))  # noqa: SIM115
-    return open(path, "wb")  # noqa: SIM115
+        return zstandard.ZstdCompressor(level=3).stream_writer(open(path, "wb"))
+    return open(path, "wb")
 
 
 def gather(out_dir: str | os.PathLike[str], *, verbose: bool = True) -> dict[str, int]:

@@ -202,9 +202,7 @@ class TextsResult:
     pairs: npt.NDArray[np.uint32]
 
 
-def dedup_texts(
-    texts: Sequence[str], *, keys: npt.ArrayLike | None = None, **options: Any
-) -> TextsResult:
+def dedup_texts(texts: Sequence[str], *, keys: npt.ArrayLike | None = None, **options: Any) -> TextsResult:
     """Deduplicate in-memory texts with the rules of `dedup`; `keys` feeds `keep="max_column"`."""
     if keys is not None and options.get("keep") == "max_column" and options.get("key_field") is None:
         options["key_field"] = "key"
