@@ -2,18 +2,30 @@
 
 import shardforge
 report = shardforge.dedup("corpus/", "clean/", threshold=0.8)
+shardforge.tokenize("clean/", "tokens/", tokenizer="tokenizer.json")
+ds = shardforge.open_dataset("tokens/")
 """
 
 from shardforge._core import (
     ConfigError,
+    CorruptDatasetError,
     MalformedRecordError,
     NoInputError,
     ParquetError,
     ShardforgeError,
+    TokenizerError,
     TruncatedInputError,
     __version__,
 )
-from shardforge.config import DedupConfig, FieldConfig, NormalizeConfig, SketchConfig
+from shardforge.config import (
+    DedupConfig,
+    FieldConfig,
+    NormalizeConfig,
+    SketchConfig,
+    TokenizeConfig,
+    TrainConfig,
+)
+from shardforge.dataset import Dataset, VerifyReport, open_dataset, verify
 from shardforge.dedup import (
     Report,
     TextsResult,
@@ -27,12 +39,24 @@ from shardforge.dedup import (
     normalize_text,
     shingle_hashes,
 )
+from shardforge.megatron import MegatronReader, export_megatron
+from shardforge.tokenize import (
+    Tokenizer,
+    TokenizeReport,
+    encode_batch,
+    make_tokenize_config,
+    tokenize,
+    train_tokenizer,
+)
 
 __all__ = [
     "ConfigError",
+    "CorruptDatasetError",
+    "Dataset",
     "DedupConfig",
     "FieldConfig",
     "MalformedRecordError",
+    "MegatronReader",
     "NoInputError",
     "NormalizeConfig",
     "ParquetError",
@@ -40,15 +64,28 @@ __all__ = [
     "ShardforgeError",
     "SketchConfig",
     "TextsResult",
+    "TokenizeConfig",
+    "TokenizeReport",
+    "Tokenizer",
+    "TokenizerError",
+    "TrainConfig",
     "TruncatedInputError",
+    "VerifyReport",
     "__version__",
     "candidate_pairs",
     "connected_components",
     "dedup",
     "dedup_texts",
+    "encode_batch",
+    "export_megatron",
     "lsh_params",
     "make_config",
+    "make_tokenize_config",
     "minhash",
     "normalize_text",
+    "open_dataset",
     "shingle_hashes",
+    "tokenize",
+    "train_tokenizer",
+    "verify",
 ]

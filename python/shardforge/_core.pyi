@@ -1,15 +1,19 @@
 # Stub of the native module (rust/python). Checked against the module by `mypy.stubtest`.
 from collections.abc import Callable
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "ConfigError",
+    "CorruptDatasetError",
+    "Encoder",
     "MalformedRecordError",
     "NoInputError",
     "ParquetError",
     "ShardforgeError",
+    "TokenizerError",
     "TruncatedInputError",
     "__version__",
     "candidate_pairs",
@@ -21,6 +25,9 @@ __all__ = [
     "minhash_buffers",
     "normalize_text",
     "shingle_hashes",
+    "tokenize",
+    "train_tokenizer",
+    "verify_dataset",
 ]
 
 __version__: str
@@ -31,6 +38,8 @@ class NoInputError(ShardforgeError): ...
 class MalformedRecordError(ShardforgeError): ...
 class TruncatedInputError(ShardforgeError): ...
 class ParquetError(ShardforgeError): ...
+class TokenizerError(ShardforgeError): ...
+class CorruptDatasetError(ShardforgeError): ...
 
 def dedup(
     inputs: list[str],
@@ -52,3 +61,32 @@ def dedup_texts(
 ) -> dict[str, object]: ...
 def normalize_text(text: str, normalize_json: str) -> str: ...
 def shingle_hashes(text: str, sketch_json: str) -> npt.NDArray[np.uint64]: ...
+def tokenize(
+    inputs: list[str],
+    output: str,
+    config_json: str,
+    progress: Callable[[int, int, int, int, int], object] | None = None,
+) -> str: ...
+def train_tokenizer(
+    inputs: list[str],
+    output: str,
+    config_json: str,
+    progress: Callable[[int, int, int, int, int], object] | None = None,
+) -> str: ...
+def verify_dataset(path: str) -> str: ...
+
+@final
+class Encoder:
+    def __new__(cls, path: str, eos_token: str | None = None, bos_token: str | None = None) -> Encoder: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def eos_id(self) -> int: ...
+    @property
+    def bos_id(self) -> int | None: ...
+    @property
+    def pad_id(self) -> int | None: ...
+    def encode_batch(
+        self, texts: list[str], add_eos: bool = False, add_bos: bool = False
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]: ...
+    def decode(self, ids: list[int]) -> str: ...

@@ -71,12 +71,7 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--memory-budget", default="4GB", help="band index memory before spilling to disk (default: 4GB)"
     )
     p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
-    p.add_argument(
-        "--progress",
-        choices=["auto", "bar", "json", "none"],
-        default="auto",
-        help="progress display; auto shows a bar only on a terminal",
-    )
+    _add_progress(p)
     p.set_defaults(func=_run_dedup)
 
 
@@ -136,22 +131,246 @@ def _run_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "json", "none"],
+        default="auto",
+        help="progress display; auto shows a bar only on a terminal",
+    )
+
+
+def _add_tokenize(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "tokenize",
+        help="tokenize documents into a token dataset",
+        description="Tokenize documents with a tokenizer.json into OUT: manifest.json, tokenizer.json, "
+        "NNNNN.tokens (little-endian ids, EOS after each document) and NNNNN.parquet (one row per "
+        "document). Rerunning resumes after the last finished shard.",
+    )
+    p.add_argument(
+        "inputs", nargs="+", help="files, directories or globs (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)"
+    )
+    p.add_argument("-o", "--output", required=True, help="dataset directory")
+    p.add_argument("-t", "--tokenizer", required=True, help="tokenizer.json (HF tokenizers format)")
+    p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    p.add_argument("--id-field", default="id", help="field holding the document id (default: id)")
+    p.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        metavar="NAME[:TYPE]",
+        help="carry an input field into the document tables (type: string, int64, float64, bool); repeatable",
+    )
+    p.add_argument(
+        "--eos-token", default=None, help="end-of-document token (default: the tokenizer's usual one)"
+    )
+    p.add_argument("--add-bos", action="store_true", help="start every document with the BOS token")
+    p.add_argument("--bos-token", default=None, help="beginning-of-document token")
+    p.add_argument("--shard-tokens", type=int, default=None, help="close a shard at this many tokens")
+    p.add_argument(
+        "--shard-bytes", default="256MiB", help="close a shard at this token-file size (default: 256MiB)"
+    )
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="stop at a bad record, or skip it into rejects.jsonl",
+    )
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    _add_progress(p)
+    p.set_defaults(func=_run_tokenize)
+
+
+def _run_tokenize(args: argparse.Namespace) -> int:
+    from shardforge.tokenize import STAGES, make_tokenize_config, tokenize
+
+    cfg = make_tokenize_config(
+        args.tokenizer,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        metadata=args.metadata,
+        eos_token=args.eos_token,
+        add_bos=args.add_bos,
+        bos_token=args.bos_token,
+        shard_tokens=args.shard_tokens,
+        shard_bytes=args.shard_bytes,
+        on_error=args.on_error,
+        threads=args.threads,
+    )
+    r = tokenize(args.inputs, args.output, config=cfg, progress=Progress(args.progress, stages=STAGES))
+    if r.up_to_date:
+        print(
+            f"{args.output} is up to date: {r.documents:,} documents, "
+            f"{r.tokens:,} tokens in {r.shards} shards"
+        )
+        return 0
+    print(
+        f"{r.documents:,} documents, {r.tokens:,} tokens in {r.shards} shards "
+        f"({r.shards_resumed} resumed), {r.rejected:,} rejected"
+    )
+    print(
+        f"{r.text_bytes / 1e6:,.1f} MB of text in {r.seconds:.1f}s ({r.mb_per_s:,.1f} MB/s, "
+        f"{r.tokens_per_s / 1e6:,.2f} M tokens/s, {r.threads} threads), "
+        f"peak RSS {r.peak_rss_bytes / 2**20:,.0f} MiB"
+    )
+    return 0
+
+
+def _add_tokenizer(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("tokenizer", help="tokenizer tools")
+    tsub = p.add_subparsers(dest="tokenizer_command", required=True)
+    t = tsub.add_parser(
+        "train",
+        help="train a byte-level BPE tokenizer",
+        description="Train a byte-level BPE tokenizer (GPT-2 layout) with the tokenizers crate's trainer "
+        "and write it as a tokenizer.json file.",
+    )
+    t.add_argument("inputs", nargs="+", help="files, directories or globs of documents")
+    t.add_argument("-o", "--output", required=True, help="tokenizer.json to write")
+    t.add_argument("--vocab-size", type=int, default=32_000, help="vocabulary size (default: 32000)")
+    t.add_argument("--min-frequency", type=int, default=2, help="minimum pair count of a merge (default: 2)")
+    t.add_argument(
+        "--special-token",
+        action="append",
+        default=None,
+        help="special token, repeatable (default: <|endoftext|>)",
+    )
+    t.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    t.add_argument("--max-bytes", default="1GiB", help="text to train on, at most (default: 1GiB)")
+    t.set_defaults(func=_run_tokenizer_train)
+
+
+def _run_tokenizer_train(args: argparse.Namespace) -> int:
+    from shardforge.tokenize import train_tokenizer
+
+    r = train_tokenizer(
+        args.inputs,
+        args.output,
+        vocab_size=args.vocab_size,
+        min_frequency=args.min_frequency,
+        special_tokens=args.special_token or ["<|endoftext|>"],
+        text_field=args.text_field,
+        max_bytes=args.max_bytes,
+    )
+    print(
+        f"vocabulary of {r['vocab_size']:,} from {r['documents']:,} documents "
+        f"({r['text_bytes'] / 1e6:,.1f} MB) in {r['seconds']:.1f}s: {args.output}"
+    )
+    return 0
+
+
+def _add_stats(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("stats", help="tokens and documents of a token dataset")
+    p.add_argument("dataset", help="token dataset directory")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.set_defaults(func=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    import json
+
+    from shardforge.dataset import open_dataset
+
+    st = open_dataset(args.dataset).stats()
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"{st['documents']:,} documents, {st['tokens']:,} tokens, {st['shards']} shards")
+    print(f"{'source':<40} {'documents':>12} {'tokens':>16}")
+    for row in st["per_source"]:
+        print(f"{row['source']:<40} {row['documents']:>12,} {row['tokens']:>16,}")
+    q = st["tokens_per_doc"]
+    print("tokens per document: " + ", ".join(f"{k} {v:,}" for k, v in q.items()))
+    print("length histogram (tokens):")
+    top = max((h["documents"] for h in st["histogram"]), default=1)
+    for h in st["histogram"]:
+        bar = "#" * max(1, round(40 * h["documents"] / top))
+        print(f"  {h['from']:>8,}-{h['to']:<8,} {h['documents']:>10,} {bar}")
+    return 0
+
+
+def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check a token dataset against its manifest",
+        description="Check sizes, xxh3 checksums, offsets against token counts, EOS at every document end "
+        "and ids inside the vocabulary; names the first broken file and offset.",
+    )
+    p.add_argument("dataset", help="token dataset directory")
+    p.set_defaults(func=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from shardforge.dataset import verify
+
+    r = verify(args.dataset)
+    print(
+        f"ok: {r.shards} shards, {r.documents:,} documents, {r.tokens:,} tokens, "
+        f"{r.bytes / 1e6:,.1f} MB checked"
+    )
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "export-megatron",
+        help="write a token dataset as Megatron-LM .bin/.idx",
+        description="Write PREFIX.bin and PREFIX.idx in Megatron-LM's indexed dataset format (one "
+        "sequence per document, EOS included).",
+    )
+    p.add_argument("dataset", help="token dataset directory")
+    p.add_argument("prefix", help="output path prefix")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from shardforge.megatron import export_megatron
+
+    r = export_megatron(args.dataset, args.prefix)
+    print(f"{r['documents']:,} documents, {r['tokens']:,} tokens ({r['dtype']}): {r['bin']}, {r['idx']}")
+    return 0
+
+
 def _add_query(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "query",
-        help="run DuckDB SQL over Parquet outputs",
-        description="Run SQL with DuckDB in-process; Parquet files are referenced by path, e.g. "
+        help="run DuckDB SQL over a token dataset or Parquet outputs",
+        description="Run SQL with DuckDB in-process. With a DATASET, its document tables are the view "
+        "`docs` and its shards the table `shards`; Parquet files can always be referenced by path, e.g. "
         "\"SELECT reason, count(*) FROM 'out/clusters.parquet' GROUP BY 1\".",
     )
-    p.add_argument("sql")
+    p.add_argument(
+        "args", nargs="+", metavar="[DATASET] SQL", help="optional dataset directory, then the SQL"
+    )
+    p.add_argument("-o", "--output", default=None, help="write the result to a .parquet or .csv file")
     p.set_defaults(func=_run_query)
 
 
 def _run_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    result = duckdb.sql(args.sql)
-    if result is not None:  # statements without a result set (CREATE, COPY) print nothing
+    from shardforge.dataset import open_dataset
+
+    if len(args.args) > 2:
+        raise ValueError("query takes [DATASET] SQL; quote the SQL")
+    con = duckdb.connect()
+    if len(args.args) == 2:
+        open_dataset(args.args[0]).connect(con)
+    sql = args.args[-1]
+    result = con.sql(sql)
+    if args.output:
+        if result is None:
+            raise ValueError("the statement returns no rows to write")
+        out = Path(args.output)
+        if out.suffix == ".parquet":
+            result.write_parquet(str(out))
+        elif out.suffix == ".csv":
+            result.write_csv(str(out))
+        else:
+            raise ValueError(f"{out}: write .parquet or .csv")
+        print(f"wrote {out}")
+    elif result is not None:  # statements without a result set (CREATE, COPY) print nothing
         result.show(max_width=160)
     return 0
 
@@ -162,7 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_corpus(sub)
     _add_dedup(sub)
+    _add_tokenize(sub)
+    _add_tokenizer(sub)
+    _add_stats(sub)
     _add_query(sub)
+    _add_verify(sub)
+    _add_export(sub)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""Typed configuration of the dedup job. It serializes to the JSON the Rust core reads, where
-unknown keys and bad values are rejected with a `ConfigError`."""
+"""Typed configuration of the dedup, tokenize and tokenizer-training jobs. Each serializes to the
+JSON the Rust core reads, where unknown keys and bad values are rejected with a `ConfigError`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ class FieldConfig:
     text_field: str = "text"
     id_field: str | None = "id"
     key_field: str | None = None
+    carry: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,3 +73,37 @@ def parse_size(value: int | str) -> int:
         raise ValueError(f"cannot read {value!r} as a size (e.g. 4GB, 512MB, 1048576)")
     scale = 1024 ** " kmgt".index(m.group(2).lower() or " ")
     return int(float(m.group(1)) * scale)
+
+
+@dataclass
+class TokenizeConfig:
+    """Options of `shardforge.tokenize`; `metadata` lists carried fields as "name" or "name:type"
+    (string, int64, float64, bool)."""
+
+    tokenizer: str = ""
+    fields: FieldConfig = field(default_factory=FieldConfig)
+    metadata: list[str] = field(default_factory=list)
+    eos_token: str | None = None
+    add_bos: bool = False
+    bos_token: str | None = None
+    shard_tokens: int | None = None
+    shard_bytes: int = 256 << 20
+    on_error: OnError = "raise"
+    threads: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass
+class TrainConfig:
+    """Options of `shardforge.train_tokenizer` (a byte-level BPE tokenizer)."""
+
+    fields: FieldConfig = field(default_factory=FieldConfig)
+    vocab_size: int = 32_000
+    min_frequency: int = 2
+    special_tokens: list[str] = field(default_factory=lambda: ["<|endoftext|>"])
+    max_bytes: int = 1 << 30
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))

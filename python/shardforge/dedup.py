@@ -111,7 +111,8 @@ def make_config(
     )
 
 
-def _as_list(inputs: PathLike | Iterable[PathLike]) -> list[str]:
+def as_list(inputs: PathLike | Iterable[PathLike]) -> list[str]:
+    """One path or many → a list of strings, the form the core takes."""
     if isinstance(inputs, str | os.PathLike):
         return [os.fspath(inputs)]
     return [os.fspath(p) for p in inputs]
@@ -136,7 +137,7 @@ def dedup(
     if config is not None and options:
         raise TypeError("pass either config= or keyword options, not both")
     cfg = config or make_config(**options)
-    report = _core.dedup(_as_list(inputs), os.fspath(output), cfg.to_json(), progress)
+    report = _core.dedup(as_list(inputs), os.fspath(output), cfg.to_json(), progress)
     return Report.from_json(report)
 
 

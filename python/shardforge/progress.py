@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 from shardforge.dedup import STAGES
 
 
 class Progress:
-    def __init__(self, mode: str = "auto", stream: TextIO | None = None) -> None:
+    def __init__(
+        self, mode: str = "auto", stream: TextIO | None = None, stages: Sequence[str] = STAGES
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.stages = tuple(stages)
+        self.done = len(self.stages) - 1
         if mode == "auto":
             mode = "bar" if self.stream.isatty() else "none"
         self.mode = mode
@@ -22,10 +27,10 @@ class Progress:
 
     def __call__(self, stage: int, files_done: int, files_total: int, docs: int, text_bytes: int) -> None:
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        name = STAGES[stage] if stage < len(STAGES) else str(stage)
+        name = self.stages[stage] if stage < len(self.stages) else str(stage)
         if self.mode == "json":
             now = time.monotonic()
-            if now - self._last_json < 1.0 and stage < 4:
+            if now - self._last_json < 1.0 and stage < self.done:
                 return
             self._last_json = now
             record = {
@@ -48,6 +53,6 @@ class Progress:
                 f"{text_bytes / 1e6:,.1f} MB  {mbps:,.1f} MB/s  {elapsed:,.0f}s"
             )
             self.stream.write(line)
-            if stage >= 4:
+            if stage >= self.done:
                 self.stream.write("\n")
             self.stream.flush()

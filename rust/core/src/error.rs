@@ -49,6 +49,13 @@ pub enum Error {
     /// A Parquet file could not be decoded or has the wrong schema.
     #[error("{path}: parquet: {message}")]
     Parquet { path: PathBuf, message: String },
+    /// A `tokenizer.json` cannot be loaded or lacks a token the job needs.
+    #[error("{path}: tokenizer: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+    /// A token dataset file does not match its manifest (checksum, size, offsets, EOS); the message
+    /// names the byte offset or document where it can.
+    #[error("{path}: corrupt: {message}")]
+    Corrupt { path: PathBuf, message: String },
     /// A configuration value is wrong; nothing was read or written.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -90,6 +97,8 @@ impl Error {
             Error::Field { .. } => "bad_field",
             Error::Truncated { .. } => "truncated",
             Error::Parquet { .. } => "parquet",
+            Error::Tokenizer { .. } => "tokenizer",
+            Error::Corrupt { .. } => "corrupt",
             Error::Config(_) => "config",
             Error::NoInput(_) => "no_input",
             Error::Interrupted => "interrupted",

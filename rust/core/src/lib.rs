@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod band_index;
+pub mod control;
 pub mod dedup;
 pub mod error;
 pub mod input;
@@ -17,6 +18,7 @@ pub mod oph;
 pub mod reader;
 pub mod shingle;
 pub mod sketch;
+pub mod tokenize;
 pub mod union_find;
 
 pub use error::{Error, Result};

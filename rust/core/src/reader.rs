@@ -33,6 +33,8 @@ pub struct FieldConfig {
     pub id_field: Option<String>,
     /// Numeric field read for the `max_column` keep policy.
     pub key_field: Option<String>,
+    /// Further fields read into `Doc::extra` (metadata a later stage carries along).
+    pub carry: Vec<String>,
 }
 
 impl Default for FieldConfig {
@@ -41,6 +43,7 @@ impl Default for FieldConfig {
             text_field: "text".into(),
             id_field: Some("id".into()),
             key_field: None,
+            carry: Vec::new(),
         }
     }
 }
@@ -53,6 +56,8 @@ pub struct Doc {
     pub text: String,
     /// Value of the key field; NaN when absent.
     pub key: f64,
+    /// Values of `FieldConfig::carry`, in its order; `Null` when absent.
+    pub extra: Vec<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -60,6 +65,24 @@ pub struct Reject {
     pub error: Error,
     /// The record's bytes as read (JSONL), cut at `MAX_REJECT_RAW`.
     pub raw: Option<Vec<u8>>,
+}
+
+impl Reject {
+    /// The reject as one line of a rejects file: file, line, kind, message and the raw record.
+    #[must_use]
+    pub fn json_line(&self, file: &Path) -> Vec<u8> {
+        let raw = self.raw.as_deref().map(String::from_utf8_lossy);
+        let line = serde_json::json!({
+            "file": file.display().to_string(),
+            "line": self.error.line(),
+            "kind": self.error.kind(),
+            "error": self.error.to_string(),
+            "raw": raw,
+        });
+        let mut bytes = serde_json::to_vec(&line).expect("a JSON value serializes");
+        bytes.push(b'\n');
+        bytes
+    }
 }
 
 #[derive(Debug)]
@@ -216,6 +239,7 @@ enum Key {
     Text,
     Id,
     Sort,
+    Carry(usize),
     Other,
 }
 
@@ -240,6 +264,8 @@ impl Visitor<'_> for KeySeed<'_> {
             Key::Id
         } else if self.0.key_field.as_deref() == Some(v) {
             Key::Sort
+        } else if let Some(i) = self.0.carry.iter().position(|c| c == v) {
+            Key::Carry(i)
         } else {
             Key::Other
         })
@@ -251,6 +277,7 @@ struct Parsed {
     text: Option<serde_json::Value>,
     id: Option<serde_json::Value>,
     key: Option<serde_json::Value>,
+    extra: Vec<serde_json::Value>,
 }
 
 struct RecordSeed<'f>(&'f FieldConfig);
@@ -268,12 +295,16 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
-        let mut p = Parsed::default();
+        let mut p = Parsed {
+            extra: vec![serde_json::Value::Null; self.0.carry.len()],
+            ..Parsed::default()
+        };
         while let Some(k) = map.next_key_seed(KeySeed(self.0))? {
             match k {
                 Key::Text => p.text = Some(map.next_value()?),
                 Key::Id => p.id = Some(map.next_value()?),
                 Key::Sort => p.key = Some(map.next_value()?),
+                Key::Carry(i) => p.extra[i] = map.next_value()?,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -377,6 +408,7 @@ pub fn parse_line(
         id,
         text,
         key,
+        extra: parsed.extra,
     }))
 }
 
@@ -433,6 +465,7 @@ fn read_parquet(
     let mut wanted: Vec<&str> = vec![fields.text_field.as_str()];
     wanted.extend(fields.id_field.as_deref());
     wanted.extend(fields.key_field.as_deref());
+    wanted.extend(fields.carry.iter().map(String::as_str));
     let reader = parquet_reader(path, Some(&wanted))?;
     let schema = reader.schema();
     if schema.index_of(&fields.text_field).is_err() {
@@ -519,6 +552,24 @@ fn parquet_batch_items(
     }
     let id_col = column(batch, fields.id_field.as_deref());
     let key_col = column(batch, fields.key_field.as_deref());
+    let carry_cols: Vec<Option<&ArrayRef>> = fields
+        .carry
+        .iter()
+        .map(|c| column(batch, Some(c)))
+        .collect();
+    for (name, col) in fields.carry.iter().zip(&carry_cols) {
+        if let Some(col) = col
+            && !json_convertible(col.data_type())
+        {
+            return Err(parquet_err(
+                path,
+                format!(
+                    "carried column {name:?} has type {}; only strings, integers, floats and booleans are carried",
+                    col.data_type()
+                ),
+            ));
+        }
+    }
     let mut items = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
         let line = row0 + i as u64 + 1;
@@ -537,12 +588,54 @@ fn parquet_batch_items(
             .and_then(|c| string_at(c, i).or_else(|| number_at(c, i).map(|v| format!("{v}"))))
             .unwrap_or_else(|| format!("{file_name}:{line}"));
         let key = key_col.and_then(|c| number_at(c, i)).unwrap_or(f64::NAN);
+        let extra = carry_cols
+            .iter()
+            .map(|c| c.map_or(serde_json::Value::Null, |c| json_at(c, i)))
+            .collect();
         items.push(Item::Doc(Doc {
             line,
             id,
             text,
             key,
+            extra,
         }));
     }
     Ok(items)
+}
+
+fn json_convertible(t: &DataType) -> bool {
+    t.is_integer()
+        || t.is_floating()
+        || matches!(
+            t,
+            DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+}
+
+/// One cell of a carried column as JSON (the type was checked by `json_convertible`).
+fn json_at(col: &ArrayRef, i: usize) -> serde_json::Value {
+    use arrow_array::types::{Int8Type, Int16Type, Int32Type, Int64Type};
+    use arrow_array::types::{UInt8Type, UInt16Type, UInt32Type, UInt64Type};
+    use serde_json::Value;
+    if col.is_null(i) {
+        return Value::Null;
+    }
+    let t = col.data_type();
+    if let Some(s) = string_at(col, i) {
+        return Value::String(s);
+    }
+    match t {
+        DataType::Boolean => Value::Bool(col.as_boolean().value(i)),
+        DataType::Int8 => col.as_primitive::<Int8Type>().value(i).into(),
+        DataType::Int16 => col.as_primitive::<Int16Type>().value(i).into(),
+        DataType::Int32 => col.as_primitive::<Int32Type>().value(i).into(),
+        DataType::Int64 => col.as_primitive::<Int64Type>().value(i).into(),
+        DataType::UInt8 => col.as_primitive::<UInt8Type>().value(i).into(),
+        DataType::UInt16 => col.as_primitive::<UInt16Type>().value(i).into(),
+        DataType::UInt32 => col.as_primitive::<UInt32Type>().value(i).into(),
+        DataType::UInt64 => col.as_primitive::<UInt64Type>().value(i).into(),
+        _ => number_at(col, i)
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+    }
 }

@@ -45,6 +45,19 @@ pyo3::create_exception!(
     "A Parquet file cannot be decoded or has the wrong schema."
 );
 
+pyo3::create_exception!(
+    shardforge._core,
+    TokenizerError,
+    ShardforgeError,
+    "A tokenizer.json cannot be loaded or lacks a token the job needs."
+);
+pyo3::create_exception!(
+    shardforge._core,
+    CorruptDatasetError,
+    ShardforgeError,
+    "A token dataset file does not match its manifest."
+);
+
 pub fn to_pyerr(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
@@ -60,6 +73,8 @@ pub fn to_pyerr(e: Error) -> PyErr {
         }
         Error::Truncated { .. } => TruncatedInputError::new_err(msg),
         Error::Parquet { .. } => ParquetError::new_err(msg),
+        Error::Tokenizer { .. } => TokenizerError::new_err(msg),
+        Error::Corrupt { .. } => CorruptDatasetError::new_err(msg),
         Error::Config(_) => ConfigError::new_err(msg),
         Error::NoInput(_) => NoInputError::new_err(msg),
         Error::Interrupted => PyKeyboardInterrupt::new_err(msg),

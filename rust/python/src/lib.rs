@@ -20,6 +20,8 @@ mod _core {
     use shardforge_core::dedup::{Control, DedupConfig};
     use shardforge_core::lsh::{LshParams, band_hashes, optimal_params};
     use shardforge_core::sketch::{SketchConfig, Sketcher};
+    use shardforge_core::tokenize as core_tokenize;
+    use shardforge_core::tokenize::{TokenizeConfig, train::TrainConfig};
     use shardforge_core::{Error, band_index::BandIndex, normalize, shingle, union_find};
     use std::path::PathBuf;
     use std::sync::atomic::Ordering;
@@ -41,6 +43,11 @@ mod _core {
             py.get_type::<errors::TruncatedInputError>(),
         )?;
         m.add("ParquetError", py.get_type::<errors::ParquetError>())?;
+        m.add("TokenizerError", py.get_type::<errors::TokenizerError>())?;
+        m.add(
+            "CorruptDatasetError",
+            py.get_type::<errors::CorruptDatasetError>(),
+        )?;
         Ok(())
     }
 
@@ -48,18 +55,14 @@ mod _core {
         serde_json::from_str(json).map_err(|e| to_pyerr(Error::Config(e.to_string())))
     }
 
-    /// Run the file-to-file dedup job; returns the report as JSON. `progress(stage, files_done,
-    /// files_total, docs, text_bytes)` is called about ten times a second from this thread.
-    #[pyfunction]
-    #[pyo3(signature = (inputs, output, config_json, progress=None))]
-    fn dedup(
+    /// Run `job` on a worker thread with the GIL released, while this (main) thread checks for
+    /// Ctrl-C and calls `progress(stage, files_done, files_total, docs, text_bytes)` about ten times
+    /// a second. A signal or a failing callback cancels the job; finished work stays on disk.
+    fn run_watched<R: Send>(
         py: Python<'_>,
-        inputs: Vec<String>,
-        output: PathBuf,
-        config_json: &str,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<String> {
-        let cfg: DedupConfig = parse(config_json)?;
+        progress: Option<&Py<PyAny>>,
+        job: impl FnOnce(&Control) -> Result<R, Error> + Send,
+    ) -> PyResult<R> {
         let ctl = Control::default();
         let mut py_err: Option<PyErr> = None;
         let report_progress = |py: Python<'_>, cb: &Py<PyAny>| {
@@ -77,12 +80,12 @@ mod _core {
         };
         let result = py.detach(|| {
             std::thread::scope(|s| {
-                let worker = s.spawn(|| core_dedup::run(&inputs, &output, &cfg, &ctl));
+                let worker = s.spawn(|| job(&ctl));
                 while !worker.is_finished() {
                     std::thread::sleep(Duration::from_millis(100));
                     Python::attach(|py| {
                         // Signals are only seen on the main thread, which is this one.
-                        let step = py.check_signals().and_then(|()| match &progress {
+                        let step = py.check_signals().and_then(|()| match progress {
                             Some(cb) => report_progress(py, cb),
                             None => Ok(()),
                         });
@@ -100,11 +103,144 @@ mod _core {
         if let Some(e) = py_err {
             return Err(e);
         }
-        let report = result.map_err(to_pyerr)?;
-        if let Some(cb) = &progress {
+        let out = result.map_err(to_pyerr)?;
+        if let Some(cb) = progress {
             report_progress(py, cb)?;
         }
-        Ok(serde_json::to_string(&report).expect("report serializes"))
+        Ok(out)
+    }
+
+    fn to_json(value: &impl serde::Serialize) -> String {
+        serde_json::to_string(value).expect("reports serialize")
+    }
+
+    /// Run the file-to-file dedup job; returns the report as JSON.
+    #[pyfunction]
+    #[pyo3(signature = (inputs, output, config_json, progress=None))]
+    fn dedup(
+        py: Python<'_>,
+        inputs: Vec<String>,
+        output: PathBuf,
+        config_json: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let cfg: DedupConfig = parse(config_json)?;
+        let report = run_watched(py, progress.as_ref(), |ctl| {
+            core_dedup::run(&inputs, &output, &cfg, ctl)
+        })?;
+        Ok(to_json(&report))
+    }
+
+    /// Run the tokenize job into a token dataset; returns the report as JSON.
+    #[pyfunction]
+    #[pyo3(signature = (inputs, output, config_json, progress=None))]
+    fn tokenize(
+        py: Python<'_>,
+        inputs: Vec<String>,
+        output: PathBuf,
+        config_json: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let cfg: TokenizeConfig = parse(config_json)?;
+        let report = run_watched(py, progress.as_ref(), |ctl| {
+            core_tokenize::run(&inputs, &output, &cfg, ctl)
+        })?;
+        Ok(to_json(&report))
+    }
+
+    /// Train a byte-level BPE tokenizer and write its `tokenizer.json`; returns the report as JSON.
+    #[pyfunction]
+    #[pyo3(signature = (inputs, output, config_json, progress=None))]
+    fn train_tokenizer(
+        py: Python<'_>,
+        inputs: Vec<String>,
+        output: PathBuf,
+        config_json: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let cfg: TrainConfig = parse(config_json)?;
+        let report = run_watched(py, progress.as_ref(), |ctl| {
+            core_tokenize::train::train(&inputs, &output, &cfg, ctl)
+        })?;
+        Ok(to_json(&report))
+    }
+
+    /// Check a token dataset against its manifest; returns the report as JSON.
+    #[pyfunction]
+    fn verify_dataset(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+        let report = py
+            .detach(|| core_tokenize::verify::verify(&path))
+            .map_err(to_pyerr)?;
+        Ok(to_json(&report))
+    }
+
+    type TokensAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
+
+    /// A loaded tokenizer that encodes batches of texts in parallel into flat `NumPy` buffers.
+    #[pyclass(frozen, module = "shardforge._core")]
+    struct Encoder {
+        inner: core_tokenize::Encoder,
+    }
+
+    #[pymethods]
+    impl Encoder {
+        #[new]
+        #[pyo3(signature = (path, eos_token=None, bos_token=None))]
+        fn new(path: PathBuf, eos_token: Option<&str>, bos_token: Option<&str>) -> PyResult<Self> {
+            let inner =
+                core_tokenize::Encoder::from_file(&path, eos_token, bos_token).map_err(to_pyerr)?;
+            Ok(Self { inner })
+        }
+
+        #[getter]
+        fn vocab_size(&self) -> usize {
+            self.inner.vocab_size
+        }
+
+        #[getter]
+        fn eos_id(&self) -> u32 {
+            self.inner.special.eos
+        }
+
+        #[getter]
+        fn bos_id(&self) -> Option<u32> {
+            self.inner.special.bos
+        }
+
+        #[getter]
+        fn pad_id(&self) -> Option<u32> {
+            self.inner.special.pad
+        }
+
+        /// `(tokens, offsets)`: the ids of all texts concatenated (uint32) and n + 1 offsets
+        /// (uint64) so that text i is `tokens[offsets[i]:offsets[i + 1]]`.
+        #[pyo3(signature = (texts, add_eos=false, add_bos=false))]
+        fn encode_batch<'py>(
+            &self,
+            py: Python<'py>,
+            texts: Vec<String>,
+            add_eos: bool,
+            add_bos: bool,
+        ) -> PyResult<TokensAndOffsets<'py>> {
+            let enc = &self.inner;
+            let bos = if add_bos {
+                Some(enc.special.bos.ok_or_else(|| {
+                    to_pyerr(Error::Config(
+                        "the tokenizer has no beginning-of-document token".into(),
+                    ))
+                })?)
+            } else {
+                None
+            };
+            let (tokens, offsets) = py
+                .detach(|| enc.encode_many(&texts, bos, add_eos))
+                .map_err(to_pyerr)?;
+            Ok((tokens.into_pyarray(py), offsets.into_pyarray(py)))
+        }
+
+        fn decode(&self, ids: Vec<u32>) -> PyResult<String> {
+            self.inner.decode(&ids).map_err(to_pyerr)
+        }
     }
 
     fn signatures_to_numpy(

@@ -9,9 +9,10 @@ pub mod pipeline;
 pub mod report;
 pub mod workfiles;
 
+pub use crate::control::Control;
 pub use cluster::{Decision, Reason};
 pub use config::{DedupConfig, KeepPolicy, OnError, Verify};
-pub use pipeline::{Control, run};
+pub use pipeline::run;
 pub use report::Report;
 
 use crate::band_index::BandIndex;

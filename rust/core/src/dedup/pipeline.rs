@@ -16,6 +16,7 @@ use super::report::{Report, Timings};
 use super::workfiles::{self, Done, MetaRecord, SigFile, SketchWriter};
 use crate::atomic::{AtomicFile, write_atomic};
 use crate::band_index::BandIndex;
+use crate::control::{Control, peak_rss_bytes};
 use crate::error::{Error, Result};
 use crate::input::{InputFile, discover};
 use crate::lsh::{LshParams, band_hashes};
@@ -29,38 +30,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 pub const WORK_DIR: &str = ".shardforge-work";
 const RESERVED: [&str; 3] = ["clusters.parquet", "rejects.jsonl", "report.json"];
-
-/// Shared between the job and whoever watches it: progress counters and a cancel flag.
-#[derive(Default)]
-pub struct Control {
-    pub cancel: AtomicBool,
-    /// 0 starting, 1 sketching, 2 clustering, 3 writing, 4 done.
-    pub stage: AtomicU8,
-    pub files_total: AtomicU64,
-    pub files_done: AtomicU64,
-    pub docs_read: AtomicU64,
-    pub bytes_read: AtomicU64,
-}
-
-impl Control {
-    pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
-    }
-}
 
 /// Run the dedup job over `inputs` (files, directories, globs) into the directory `output`.
 pub fn run(inputs: &[String], output: &Path, cfg: &DedupConfig, ctl: &Control) -> Result<Report> {
@@ -79,7 +54,7 @@ fn fingerprint(value: &impl serde::Serialize) -> String {
     )
 }
 
-fn check_output_location(inputs: &[String], output: &Path) -> Result<()> {
+pub(crate) fn check_output_location(inputs: &[String], output: &Path) -> Result<()> {
     let out = std::fs::canonicalize(output).map_err(|e| Error::io(output, e))?;
     for input in inputs {
         let p = Path::new(input);
@@ -549,19 +524,4 @@ fn write_rejects(dest: &Path, n_files: usize, work: &Path) -> Result<()> {
         .into_inner()
         .map_err(|e| Error::io(guard.tmp_path(), e.into_error()))?;
     guard.commit(f)
-}
-
-/// Peak resident set size of this process (Linux `VmHWM`); 0 where unknown.
-#[must_use]
-pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        })
-        .map_or(0, |kb| kb * 1024)
 }

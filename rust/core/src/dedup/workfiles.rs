@@ -139,16 +139,7 @@ impl SketchWriter {
     }
 
     pub fn push_reject(&mut self, file: &Path, reject: &Reject) -> Result<()> {
-        let raw = reject.raw.as_deref().map(String::from_utf8_lossy);
-        let line = serde_json::json!({
-            "file": file.display().to_string(),
-            "line": reject.error.line(),
-            "kind": reject.error.kind(),
-            "error": reject.error.to_string(),
-            "raw": raw,
-        });
-        let mut bytes = serde_json::to_vec(&line).expect("a JSON value serializes");
-        bytes.push(b'\n');
+        let bytes = reject.json_line(file);
         self.rej.write(&bytes)?;
         self.rejects += 1;
         Ok(())

@@ -1,0 +1,139 @@
+//! A direct path for byte-level BPE tokenizers (GPT-2, Llama 3, most tiktoken conversions).
+//!
+//! For these the crate's pre-tokenization is: split the text with one regex (matches and the gaps
+//! between them become words), then spell every byte of a word as one of 256 printable characters.
+//! The crate does this on `NormalizedString`s, which carry an alignment pair per byte; that
+//! bookkeeping, not BPE, is most of its time. Here the same regex (compiled by the crate's own
+//! `SysRegex`, i.e. oniguruma, as in the Python package) runs over the raw `&str`, each word is
+//! looked up in the per-thread cache by its raw bytes, and only a miss is spelled out and sent to
+//! the model. Only tokenizer shapes that are recognised exactly take this path, and a document
+//! that contains the text of an added token goes through the crate's path instead, so the ids are
+//! the crate's ids; a test checks them against the Python `tokenizers` package.
+
+use aho_corasick::AhoCorasick;
+use serde_json::Value;
+use tokenizers::Tokenizer;
+use tokenizers::utils::SysRegex;
+
+/// GPT-2's byte regex, the one `ByteLevel { use_regex: true }` splits with.
+const GPT2_PATTERN: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+pub struct ByteLevelPath {
+    regex: SysRegex,
+    /// Contents of the added tokens; a document containing one takes the crate's path.
+    added: Option<AhoCorasick>,
+    /// Byte → the character GPT-2's `bytes_to_unicode` spells it with.
+    chars: [char; 256],
+}
+
+impl ByteLevelPath {
+    /// The direct path for `tk`, when its normalizer and pre-tokenizer are exactly a byte-level
+    /// shape this module reproduces; None otherwise.
+    #[must_use]
+    pub fn detect(tk: &Tokenizer) -> Option<Self> {
+        if tk.get_normalizer().is_some() {
+            return None;
+        }
+        let pre = serde_json::to_value(tk.get_pre_tokenizer()?).ok()?;
+        let pattern = split_pattern(&pre)?;
+        let regex = SysRegex::new(&pattern).ok()?;
+        let contents: Vec<String> = tk
+            .get_added_tokens_decoder()
+            .values()
+            .map(|t| t.content.clone())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let added = if contents.is_empty() {
+            None
+        } else {
+            Some(AhoCorasick::new(&contents).ok()?)
+        };
+        Some(Self {
+            regex,
+            added,
+            chars: bytes_to_chars(),
+        })
+    }
+
+    /// Whether `text` must take the crate's path (it holds an added token's text).
+    #[must_use]
+    pub fn needs_added_vocabulary(&self, text: &str) -> bool {
+        self.added.as_ref().is_some_and(|ac| ac.is_match(text))
+    }
+
+    /// Call `word` with every pre-tokenized word of `text`, in order (raw text, not spelled out).
+    pub fn for_each_word<E>(
+        &self,
+        text: &str,
+        mut word: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut prev = 0;
+        for (start, end) in self.regex.find_iter(text) {
+            if start > prev {
+                word(&text[prev..start])?;
+            }
+            if end > start {
+                word(&text[start..end])?;
+            }
+            prev = end;
+        }
+        if prev < text.len() {
+            word(&text[prev..])?;
+        }
+        Ok(())
+    }
+
+    /// `word` spelled out in the byte characters, into `out` (cleared first).
+    pub fn spell(&self, word: &str, out: &mut String) {
+        out.clear();
+        out.extend(word.bytes().map(|b| self.chars[b as usize]));
+    }
+}
+
+/// The split regex of a recognised pre-tokenizer (as serialized in `tokenizer.json`):
+/// `ByteLevel { use_regex: true, add_prefix_space: false }`, or `Sequence [Split { Regex,
+/// Isolated, invert: false }, ByteLevel { use_regex: false, add_prefix_space: false }]`.
+fn split_pattern(pre: &Value) -> Option<String> {
+    let byte_level = |v: &Value, use_regex: bool| {
+        v["type"] == "ByteLevel"
+            && v["add_prefix_space"] == false
+            && v["use_regex"] == Value::Bool(use_regex)
+    };
+    if byte_level(pre, true) {
+        return Some(GPT2_PATTERN.to_owned());
+    }
+    if pre["type"] != "Sequence" {
+        return None;
+    }
+    let steps = pre["pretokenizers"].as_array()?;
+    let [split, bl] = steps.as_slice() else {
+        return None;
+    };
+    if split["type"] == "Split"
+        && split["behavior"] == "Isolated"
+        && split["invert"] == false
+        && byte_level(bl, false)
+    {
+        return split["pattern"]["Regex"].as_str().map(str::to_owned);
+    }
+    None
+}
+
+/// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand for themselves, the other 68 bytes
+/// take the code points from 256 up, in byte order.
+fn bytes_to_chars() -> [char; 256] {
+    let mut chars = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..=255u8 {
+        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        chars[b as usize] = if printable {
+            char::from(b)
+        } else {
+            let c = char::from_u32(next).expect("below the surrogate range");
+            next += 1;
+            c
+        };
+    }
+    chars
+}

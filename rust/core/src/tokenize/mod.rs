@@ -1,0 +1,16 @@
+//! Tokenization into the token dataset of DESIGN §3: `manifest.json`, `tokenizer.json`,
+//! `NNNNN.tokens` and `NNNNN.parquet`.
+
+pub mod byte_level;
+pub mod config;
+pub mod encoder;
+pub mod manifest;
+pub mod pipeline;
+pub mod shard;
+pub mod train;
+pub mod verify;
+
+pub use config::TokenizeConfig;
+pub use encoder::Encoder;
+pub use manifest::{Dtype, Manifest};
+pub use pipeline::{TokenizeReport, run};

@@ -1,0 +1,562 @@
+//! The tokenize job: documents from any reader → token ids (in parallel) → shards, in input order.
+//!
+//! Files are read in order and each batch of documents is tokenized in parallel, then appended to
+//! the open shard in input order; a shard closes after the document that takes it past the size
+//! limit. Shard boundaries therefore depend only on the input and the config, never on the thread
+//! count, and a rerun after an interruption keeps every closed shard and restarts reading just
+//! after the last document it holds. Each closed shard leaves a record in the work directory; the
+//! manifest is written last, so a dataset with a manifest is complete.
+
+use super::config::{MetadataColumn, TokenizeConfig};
+use super::encoder::Encoder;
+use super::manifest::{
+    Dtype, MANIFEST, Manifest, ShardEntry, TOKENIZER, TokenizerInfo, Totals, sha256_hex,
+};
+use super::shard::{ShardWriter, table_name, tokens_name};
+use crate::atomic::write_atomic;
+use crate::control::{Control, peak_rss_bytes};
+use crate::dedup::OnError;
+use crate::dedup::pipeline::check_output_location;
+use crate::error::{Error, Result};
+use crate::input::{InputFile, discover};
+use crate::reader::{Doc, Item, Reject, read_file};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use xxhash_rust::xxh3::xxh3_64;
+
+pub const WORK_DIR: &str = ".shardforge-work";
+const REJECTS: &str = "rejects.jsonl";
+const REPORT: &str = "report.json";
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TokenizeReport {
+    pub files: usize,
+    pub documents: u64,
+    pub tokens: u64,
+    pub shards: u64,
+    /// Shards an earlier, interrupted run had finished (not redone).
+    pub shards_resumed: u64,
+    pub rejected: u64,
+    pub text_bytes: u64,
+    pub dtype: Option<Dtype>,
+    pub seconds: f64,
+    /// Throughput of this run's own work (resumed shards excluded).
+    pub mb_per_s: f64,
+    pub tokens_per_s: f64,
+    pub peak_rss_bytes: u64,
+    pub threads: usize,
+    /// True when the dataset was already complete for these inputs and config.
+    pub up_to_date: bool,
+}
+
+/// What a closed shard leaves in the work directory: its entry and where reading stopped.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct ShardRecord {
+    fingerprint: String,
+    entry: ShardEntry,
+    /// Index of the input file and 1-based line (row) of the last record the shard consumed.
+    end_file: usize,
+    end_line: u64,
+    rejected: u64,
+    text_bytes: u64,
+}
+
+fn record_path(work: &Path, index: usize) -> PathBuf {
+    work.join(format!("{index:05}.json"))
+}
+
+fn rejects_path(work: &Path, index: usize) -> PathBuf {
+    work.join(format!("{index:05}.rej"))
+}
+
+/// Tokenize `inputs` (files, directories, globs) into the token dataset directory `output`.
+pub fn run(
+    inputs: &[String],
+    output: &Path,
+    cfg: &TokenizeConfig,
+    ctl: &Control,
+) -> Result<TokenizeReport> {
+    cfg.validate()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
+    pool.install(|| run_in_pool(inputs, output, cfg, ctl))
+}
+
+struct Job<'a> {
+    cfg: &'a TokenizeConfig,
+    ctl: &'a Control,
+    encoder: Encoder,
+    dtype: Dtype,
+    columns: Vec<MetadataColumn>,
+    output: &'a Path,
+    work: PathBuf,
+    fingerprint: String,
+    limit_tokens: u64,
+    /// Closed shards, resumed ones first.
+    records: Vec<ShardRecord>,
+    open: Option<ShardWriter>,
+    pending_rejects: Vec<u8>,
+    pending_rejected: u64,
+    pending_text_bytes: u64,
+}
+
+fn run_in_pool(
+    inputs: &[String],
+    output: &Path,
+    cfg: &TokenizeConfig,
+    ctl: &Control,
+) -> Result<TokenizeReport> {
+    let t0 = Instant::now();
+    let files = discover(inputs)?;
+    std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+    check_output_location(inputs, output)?;
+    let tok_path = Path::new(&cfg.tokenizer);
+    let tok_bytes = std::fs::read(tok_path).map_err(|e| Error::io(tok_path, e))?;
+    let encoder = Encoder::from_file(tok_path, cfg.eos_token.as_deref(), cfg.bos_token.as_deref())?;
+    if cfg.add_bos && encoder.special.bos.is_none() {
+        return Err(Error::Tokenizer {
+            path: tok_path.to_path_buf(),
+            message: "add_bos is set but the tokenizer has no beginning-of-document token; name one with bos_token".into(),
+        });
+    }
+    // The dataset keeps the tokenizer it was made with: the given file, or its extension.
+    let tok_bytes = if encoder.added.is_empty() {
+        tok_bytes
+    } else {
+        encoder.to_json()?.into_bytes()
+    };
+    let tok_sha = sha256_hex(&tok_bytes);
+    let dtype = Dtype::for_vocab(encoder.vocab_size);
+    let columns = cfg.metadata_columns()?;
+    let fingerprint = fingerprint(cfg, &files, &tok_sha);
+    let threads = rayon::current_num_threads();
+
+    if let Ok(m) = Manifest::read(output)
+        && m.fingerprint == fingerprint
+        && outputs_present(output, &m.shards)
+    {
+        ctl.stage.store(2, Ordering::Relaxed);
+        return Ok(TokenizeReport {
+            files: files.len(),
+            documents: m.totals.documents,
+            tokens: m.totals.tokens,
+            shards: m.totals.shards,
+            shards_resumed: m.totals.shards,
+            rejected: m.totals.rejected,
+            text_bytes: m.totals.text_bytes,
+            dtype: Some(m.dtype),
+            seconds: t0.elapsed().as_secs_f64(),
+            peak_rss_bytes: peak_rss_bytes(),
+            threads,
+            up_to_date: true,
+            ..TokenizeReport::default()
+        });
+    }
+
+    let work = output.join(WORK_DIR);
+    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    let records = load_records(output, &work, &fingerprint);
+    // A dataset being rewritten must not keep shards of an older run past the resumed ones, nor a
+    // manifest that describes them.
+    remove_stale(output, &work, records.len())?;
+    let limit_tokens = cfg
+        .shard_tokens
+        .unwrap_or_else(|| (cfg.shard_bytes / dtype.size() as u64).max(1));
+    let resume_at = records.last().map(|r| (r.end_file, r.end_line));
+    let shards_resumed = records.len() as u64;
+
+    let mut job = Job {
+        cfg,
+        ctl,
+        encoder,
+        dtype,
+        columns,
+        output,
+        work,
+        fingerprint,
+        limit_tokens,
+        records,
+        open: None,
+        pending_rejects: Vec::new(),
+        pending_rejected: 0,
+        pending_text_bytes: 0,
+    };
+    let fields = cfg.reader_fields()?;
+    ctl.files_total.store(files.len() as u64, Ordering::Relaxed);
+    ctl.stage.store(1, Ordering::Relaxed);
+    for (fi, file) in files.iter().enumerate() {
+        let skip_to = match resume_at {
+            Some((f, _)) if fi < f => {
+                ctl.files_done.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Some((f, line)) if fi == f => line,
+            _ => 0,
+        };
+        let source = source_name(file);
+        let result = read_file(file, &fields, &ctl.cancel, |items| {
+            job.take_batch(fi, file, &source, skip_to, items)
+        });
+        match result {
+            Ok(()) => {}
+            // The file ends early or cannot be read: what was read is kept, and the failure is a
+            // reject of its own.
+            Err(e) if cfg.on_error == OnError::Skip && is_file_level(&e) => {
+                job.reject(
+                    &file.path,
+                    &Reject {
+                        error: e,
+                        raw: None,
+                    },
+                )?;
+            }
+            Err(e) => return Err(e),
+        }
+        ctl.files_done.fetch_add(1, Ordering::Relaxed);
+    }
+    ctl.check()?;
+    if job.open.as_ref().is_some_and(|s| s.n_docs() > 0) {
+        let (fi, line) = (files.len().saturating_sub(1), u64::MAX);
+        job.close_shard(fi, line)?;
+    }
+    job.finish(
+        &tok_bytes,
+        tok_path,
+        tok_sha,
+        t0,
+        files.len(),
+        shards_resumed,
+        threads,
+    )
+}
+
+fn is_file_level(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Truncated { .. } | Error::Io { .. } | Error::Parquet { .. }
+    )
+}
+
+impl Job<'_> {
+    fn take_batch(
+        &mut self,
+        fi: usize,
+        file: &InputFile,
+        source: &str,
+        skip_to: u64,
+        items: Vec<Item>,
+    ) -> Result<()> {
+        let items: Vec<Item> = items
+            .into_iter()
+            .filter(|it| match it {
+                Item::Doc(d) => d.line > skip_to,
+                Item::Reject(r) => r.error.line().is_none_or(|l| l > skip_to),
+            })
+            .collect();
+        let encoded = self.encode_batch(&items)?;
+        for (item, ids) in items.into_iter().zip(encoded) {
+            match item {
+                Item::Reject(r) => self.reject(&file.path, &r)?,
+                Item::Doc(doc) => {
+                    self.push_doc(fi, file, source, &doc, &ids.expect("docs are encoded"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Token ids (BOS, text, EOS) of every document of the batch, in parallel.
+    fn encode_batch(&self, items: &[Item]) -> Result<Vec<Option<Vec<u32>>>> {
+        let enc = &self.encoder;
+        let bos = if self.cfg.add_bos {
+            enc.special.bos
+        } else {
+            None
+        };
+        items
+            .par_iter()
+            .map(|it| match it {
+                Item::Reject(_) => Ok(None),
+                Item::Doc(d) => {
+                    let mut ids = Vec::with_capacity(d.text.len() / 3 + 2);
+                    ids.extend(bos);
+                    enc.encode_cached(&d.text, &mut ids)?;
+                    ids.push(enc.special.eos);
+                    Ok(Some(ids))
+                }
+            })
+            .collect()
+    }
+
+    fn push_doc(
+        &mut self,
+        fi: usize,
+        file: &InputFile,
+        source: &str,
+        doc: &Doc,
+        ids: &[u32],
+    ) -> Result<()> {
+        if self.open.is_none() {
+            let index = self.records.len();
+            self.open = Some(ShardWriter::create(
+                self.output,
+                index,
+                self.dtype,
+                &self.columns,
+            )?);
+        }
+        let shard = self.open.as_mut().expect("opened above");
+        if let Err(message) = shard.check_metadata(&doc.extra) {
+            let error = Error::Field {
+                path: file.path.clone(),
+                line: doc.line,
+                message,
+            };
+            return self.reject(&file.path, &Reject { error, raw: None });
+        }
+        shard.push(&doc.id, source, ids, &doc.extra)?;
+        self.pending_text_bytes += doc.text.len() as u64;
+        self.ctl.docs_read.fetch_add(1, Ordering::Relaxed);
+        self.ctl
+            .bytes_read
+            .fetch_add(doc.text.len() as u64, Ordering::Relaxed);
+        if shard.n_tokens() >= self.limit_tokens {
+            self.close_shard(fi, doc.line)?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, path: &Path, r: &Reject) -> Result<()> {
+        if self.cfg.on_error == OnError::Raise {
+            return Err(clone_error(&r.error));
+        }
+        self.pending_rejects.extend_from_slice(&r.json_line(path));
+        self.pending_rejected += 1;
+        Ok(())
+    }
+
+    fn close_shard(&mut self, end_file: usize, end_line: u64) -> Result<()> {
+        let shard = self.open.take().expect("a shard is open");
+        let entry = shard.finish(self.output)?;
+        let index = entry.index;
+        write_atomic(&rejects_path(&self.work, index), &self.pending_rejects)?;
+        let record = ShardRecord {
+            fingerprint: self.fingerprint.clone(),
+            entry,
+            end_file,
+            end_line,
+            rejected: self.pending_rejected,
+            text_bytes: self.pending_text_bytes,
+        };
+        let bytes = serde_json::to_vec_pretty(&record).expect("a record serializes");
+        write_atomic(&record_path(&self.work, index), &bytes)?;
+        self.records.push(record);
+        self.pending_rejects.clear();
+        self.pending_rejected = 0;
+        self.pending_text_bytes = 0;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        self,
+        tok_bytes: &[u8],
+        tok_path: &Path,
+        tok_sha: String,
+        t0: Instant,
+        n_files: usize,
+        shards_resumed: u64,
+        threads: usize,
+    ) -> Result<TokenizeReport> {
+        write_atomic(&self.output.join(TOKENIZER), tok_bytes)?;
+        // Rejects of closed shards, then those after the last shard (a trailing run of rejects).
+        let mut rejects = Vec::new();
+        for r in &self.records {
+            let p = rejects_path(&self.work, r.entry.index);
+            rejects.extend(std::fs::read(&p).map_err(|e| Error::io(&p, e))?);
+        }
+        rejects.extend_from_slice(&self.pending_rejects);
+        write_atomic(&self.output.join(REJECTS), &rejects)?;
+
+        let totals = Totals {
+            documents: self.records.iter().map(|r| r.entry.documents).sum(),
+            tokens: self.records.iter().map(|r| r.entry.tokens).sum(),
+            shards: self.records.len() as u64,
+            rejected: self.records.iter().map(|r| r.rejected).sum::<u64>() + self.pending_rejected,
+            text_bytes: self.records.iter().map(|r| r.text_bytes).sum(),
+        };
+        let manifest = Manifest {
+            format: super::manifest::FORMAT.into(),
+            version: super::manifest::VERSION,
+            tokenizer: TokenizerInfo {
+                file: TOKENIZER.into(),
+                name: tok_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: tok_sha,
+                vocab_size: self.encoder.vocab_size,
+            },
+            dtype: self.dtype,
+            special_ids: self.encoder.special.clone(),
+            bos_per_document: self.cfg.add_bos,
+            fields: self.cfg.fields.clone(),
+            metadata_columns: self.columns.clone(),
+            totals: totals.clone(),
+            shards: self.records.iter().map(|r| r.entry.clone()).collect(),
+            fingerprint: self.fingerprint.clone(),
+            created_by: format!("shardforge {}", env!("CARGO_PKG_VERSION")),
+        };
+        let seconds = t0.elapsed().as_secs_f64();
+        let fresh = &self.records[shards_resumed as usize..];
+        let fresh_bytes: u64 = fresh.iter().map(|r| r.text_bytes).sum();
+        let fresh_tokens: u64 = fresh.iter().map(|r| r.entry.tokens).sum();
+        let report = TokenizeReport {
+            files: n_files,
+            documents: totals.documents,
+            tokens: totals.tokens,
+            shards: totals.shards,
+            shards_resumed,
+            rejected: totals.rejected,
+            text_bytes: totals.text_bytes,
+            dtype: Some(self.dtype),
+            seconds,
+            mb_per_s: fresh_bytes as f64 / 1e6 / seconds.max(1e-9),
+            tokens_per_s: fresh_tokens as f64 / seconds.max(1e-9),
+            peak_rss_bytes: peak_rss_bytes(),
+            threads,
+            up_to_date: false,
+        };
+        let bytes = serde_json::to_vec_pretty(&report).expect("a report serializes");
+        write_atomic(&self.output.join(REPORT), &bytes)?;
+        let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+        write_atomic(&self.output.join(MANIFEST), &bytes)?;
+        self.ctl.stage.store(2, Ordering::Relaxed);
+        Ok(report)
+    }
+}
+
+/// Errors are not `Clone` (they hold `io::Error`); a rejected record's error is re-raised by kind.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Json {
+            path,
+            line,
+            message,
+        } => Error::Json {
+            path: path.clone(),
+            line: *line,
+            message: message.clone(),
+        },
+        Error::Utf8 { path, line, offset } => Error::Utf8 {
+            path: path.clone(),
+            line: *line,
+            offset: *offset,
+        },
+        Error::Field {
+            path,
+            line,
+            message,
+        } => Error::Field {
+            path: path.clone(),
+            line: *line,
+            message: message.clone(),
+        },
+        other => Error::Config(other.to_string()),
+    }
+}
+
+/// The `source` column: the input's path relative to its root, without the format extension.
+fn source_name(file: &InputFile) -> String {
+    let rel = file.rel.to_string_lossy();
+    for ext in [".jsonl.gz", ".jsonl.zst", ".jsonl", ".parquet"] {
+        if let Some(stem) = rel.strip_suffix(ext) {
+            return stem.to_owned();
+        }
+    }
+    rel.into_owned()
+}
+
+fn fingerprint(cfg: &TokenizeConfig, files: &[InputFile], tok_sha: &str) -> String {
+    let mut c = cfg.clone();
+    // Neither the thread count nor the tokenizer's path changes the output.
+    c.threads = None;
+    c.tokenizer.clear();
+    let inputs: Vec<_> = files
+        .iter()
+        .map(|f| (f.rel.to_string_lossy(), f.size, f.mtime_ns))
+        .collect();
+    let value = serde_json::json!({
+        "config": c,
+        "inputs": inputs,
+        "tokenizer_sha256": tok_sha,
+        "version": super::manifest::VERSION,
+    });
+    format!(
+        "{:016x}",
+        xxh3_64(&serde_json::to_vec(&value).expect("serializes"))
+    )
+}
+
+fn outputs_present(dir: &Path, shards: &[ShardEntry]) -> bool {
+    shards.iter().all(|s| {
+        file_len(&dir.join(&s.tokens_file)) == Some(s.tokens_bytes)
+            && file_len(&dir.join(&s.table_file)) == Some(s.table_bytes)
+    })
+}
+
+fn file_len(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.len())
+}
+
+/// Consecutive shard records of this fingerprint whose files are still there.
+fn load_records(dir: &Path, work: &Path, fingerprint: &str) -> Vec<ShardRecord> {
+    let mut out = Vec::new();
+    while let Ok(bytes) = std::fs::read(record_path(work, out.len())) {
+        let Ok(rec) = serde_json::from_slice::<ShardRecord>(&bytes) else {
+            break;
+        };
+        if rec.fingerprint != fingerprint
+            || !outputs_present(dir, std::slice::from_ref(&rec.entry))
+            || !rejects_path(work, out.len()).exists()
+        {
+            break;
+        }
+        out.push(rec);
+    }
+    out
+}
+
+/// Remove shard files and records numbered `keep` and above, and the manifest.
+fn remove_stale(dir: &Path, work: &Path, keep: usize) -> Result<()> {
+    let remove = |p: &Path| match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    };
+    remove(&dir.join(MANIFEST))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((num, ext)) = name.split_once('.')
+            && num.len() == 5
+            && let Ok(i) = num.parse::<usize>()
+            && (ext == "tokens" || ext == "parquet")
+            && i >= keep
+        {
+            debug_assert!(name == tokens_name(i) || name == table_name(i));
+            remove(&entry.path())?;
+        }
+    }
+    let mut i = keep;
+    while record_path(work, i).exists() || rejects_path(work, i).exists() {
+        remove(&record_path(work, i))?;
+        remove(&rejects_path(work, i))?;
+        i += 1;
+    }
+    Ok(())
+}
