@@ -99,6 +99,10 @@ class Dataset:
         shard, off, n = self.locate(doc)
         return self.shard_tokens(shard)[off : off + n]
 
+    def documents(self) -> dict[str, npt.NDArray[Any]]:
+        """The whole document table (every shard, in order) as NumPy columns."""
+        return self.connect().execute("SELECT * FROM docs ORDER BY shard, token_offset").fetchnumpy()
+
     def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the views `docs` (every document table, plus its `shard`
         number) and `shards` (one row per shard from the manifest)."""

@@ -188,36 +188,43 @@ fn run_in_pool(
     let fields = cfg.reader_fields()?;
     ctl.files_total.store(files.len() as u64, Ordering::Relaxed);
     ctl.stage.store(1, Ordering::Relaxed);
-    for (fi, file) in files.iter().enumerate() {
-        let skip_to = match resume_at {
-            Some((f, _)) if fi < f => {
-                ctl.files_done.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            Some((f, line)) if fi == f => line,
-            _ => 0,
-        };
-        let source = source_name(file);
-        let result = read_file(file, &fields, &ctl.cancel, |items| {
-            job.take_batch(fi, file, &source, skip_to, items)
+    // A reader thread reads, decompresses and parses the next batches while this one tokenizes;
+    // the channel holds two batches, which bounds memory. The reader has a one-thread pool of its
+    // own: a worker of the tokenizing pool blocked on a full channel could be the one the
+    // tokenizing batch waits for. Parsing runs at hundreds of MB/s, far ahead of tokenizing.
+    let reader_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the reader thread: {e}")))?;
+    let first_file = resume_at.map_or(0, |(f, _)| f);
+    ctl.files_done.store(first_file as u64, Ordering::Relaxed);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2);
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = scope.spawn(|| {
+            reader_pool.install(|| {
+                for (fi, file) in files.iter().enumerate().skip(first_file) {
+                    let result = read_file(file, &fields, &ctl.cancel, |items| {
+                        tx.send(Msg::Batch(fi, items))
+                            .map_err(|_| Error::Interrupted)
+                    });
+                    if tx.send(Msg::FileEnd(fi, result)).is_err() {
+                        break;
+                    }
+                }
+                drop(tx);
+            });
         });
-        match result {
-            Ok(()) => {}
-            // The file ends early or cannot be read: what was read is kept, and the failure is a
-            // reject of its own.
-            Err(e) if cfg.on_error == OnError::Skip && is_file_level(&e) => {
-                job.reject(
-                    &file.path,
-                    &Reject {
-                        error: e,
-                        raw: None,
-                    },
-                )?;
-            }
-            Err(e) => return Err(e),
+        let consumed = consume(&mut job, &files, resume_at, &rx);
+        if consumed.is_err() {
+            // Stop the reader: it sees the flag between batches, or a closed channel.
+            ctl.cancel();
         }
-        ctl.files_done.fetch_add(1, Ordering::Relaxed);
-    }
+        drop(rx);
+        reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        consumed
+    })?;
     ctl.check()?;
     if job.open.as_ref().is_some_and(|s| s.n_docs() > 0) {
         let (fi, line) = (files.len().saturating_sub(1), u64::MAX);
@@ -232,6 +239,55 @@ fn run_in_pool(
         shards_resumed,
         threads,
     )
+}
+
+enum Msg {
+    /// A batch of records of input file `.0`.
+    Batch(usize, Vec<Item>),
+    /// Input file `.0` was read to its end (or to a failure).
+    FileEnd(usize, Result<()>),
+}
+
+/// Append the reader's batches to the shards, in order.
+fn consume(
+    job: &mut Job<'_>,
+    files: &[InputFile],
+    resume_at: Option<(usize, u64)>,
+    rx: &std::sync::mpsc::Receiver<Msg>,
+) -> Result<()> {
+    let skip_to = |fi: usize| match resume_at {
+        Some((f, line)) if fi == f => line,
+        _ => 0,
+    };
+    let mut source: Option<(usize, String)> = None;
+    for msg in rx {
+        match msg {
+            Msg::Batch(fi, items) => {
+                if source.as_ref().is_none_or(|(i, _)| *i != fi) {
+                    source = Some((fi, source_name(&files[fi])));
+                }
+                let name = &source.as_ref().expect("set above").1;
+                job.take_batch(fi, &files[fi], name, skip_to(fi), items)?;
+            }
+            Msg::FileEnd(fi, result) => {
+                match result {
+                    Ok(()) => {}
+                    // The file ends early or cannot be read: what was read is kept, and the
+                    // failure is a reject of its own.
+                    Err(e) if job.cfg.on_error == OnError::Skip && is_file_level(&e) => {
+                        let reject = Reject {
+                            error: e,
+                            raw: None,
+                        };
+                        job.reject(&files[fi].path, &reject)?;
+                    }
+                    Err(e) => return Err(e),
+                }
+                job.ctl.files_done.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_file_level(e: &Error) -> bool {
