@@ -26,6 +26,7 @@ from shardforge.config import (
     TrainConfig,
 )
 from shardforge.dataset import Dataset, VerifyReport, open_dataset, verify
+from shardforge.decontam import EvalIndex, EvalSet, Hit, humaneval_path
 from shardforge.dedup import (
     Report,
     TextsResult,
@@ -54,7 +55,10 @@ __all__ = [
     "CorruptDatasetError",
     "Dataset",
     "DedupConfig",
+    "EvalIndex",
+    "EvalSet",
     "FieldConfig",
+    "Hit",
     "MalformedRecordError",
     "MegatronReader",
     "NoInputError",
@@ -78,6 +82,7 @@ __all__ = [
     "dedup_texts",
     "encode_batch",
     "export_megatron",
+    "humaneval_path",
     "lsh_params",
     "make_config",
     "make_tokenize_config",

@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod band_index;
 pub mod control;
+pub mod decontam;
 pub mod dedup;
 pub mod error;
 pub mod input;

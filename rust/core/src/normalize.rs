@@ -49,7 +49,7 @@ pub fn normalize(text: &str, cfg: &NormalizeConfig) -> String {
     out
 }
 
-fn is_separator(c: char, strip_punctuation: bool) -> bool {
+pub(crate) fn is_separator(c: char, strip_punctuation: bool) -> bool {
     c.is_whitespace() || c.is_control() || (strip_punctuation && is_punct_or_symbol(c))
 }
 

@@ -16,6 +16,7 @@ mod _core {
     };
     use pyo3::prelude::*;
     use pyo3::types::PyDict;
+    use shardforge_core::decontam;
     use shardforge_core::dedup as core_dedup;
     use shardforge_core::dedup::{Control, DedupConfig};
     use shardforge_core::lsh::{LshParams, band_hashes, optimal_params};
@@ -163,6 +164,96 @@ mod _core {
             core_tokenize::train::train(&inputs, &output, &cfg, ctl)
         })?;
         Ok(to_json(&report))
+    }
+
+    /// The n-gram index of evaluation sets, for scanning texts for contamination.
+    #[pyclass(frozen, module = "shardforge._core")]
+    struct EvalIndex {
+        inner: decontam::EvalIndex,
+        cut: decontam::CutConfig,
+    }
+
+    /// Hits as columns: document index, item index, byte start/end, n-gram count, first n-gram.
+    type HitColumns = (
+        Vec<u64>,
+        Vec<u32>,
+        Vec<u64>,
+        Vec<u64>,
+        Vec<u32>,
+        Vec<String>,
+    );
+
+    #[pymethods]
+    impl EvalIndex {
+        /// Load the evaluation sets of a `DecontamConfig` (JSON) and index their n-grams.
+        #[new]
+        fn new(py: Python<'_>, config_json: &str) -> PyResult<Self> {
+            let cfg: decontam::DecontamConfig = parse(config_json)?;
+            let inner = py.detach(|| cfg.build_index()).map_err(to_pyerr)?;
+            Ok(Self {
+                inner,
+                cut: cfg.cut,
+            })
+        }
+
+        /// Number of distinct n-grams indexed.
+        fn __len__(&self) -> usize {
+            self.inner.len()
+        }
+
+        /// `(benchmark name, item id)` of every item, in index order.
+        fn items(&self) -> Vec<(String, String)> {
+            self.inner
+                .items
+                .iter()
+                .map(|i| {
+                    let b = &self.inner.benchmarks[i.benchmark as usize].name;
+                    (b.clone(), i.id.clone())
+                })
+                .collect()
+        }
+
+        /// Per-benchmark statistics of the index, as JSON.
+        fn stats(&self) -> String {
+            to_json(&(&self.inner.benchmarks, self.inner.boilerplate_ngrams))
+        }
+
+        /// Every hit in `texts` as columns (see `HitColumns`), scanned in parallel.
+        fn scan(&self, py: Python<'_>, texts: Vec<String>) -> HitColumns {
+            let hits = py.detach(|| decontam::scan_texts(&self.inner, &texts));
+            let mut cols = HitColumns::default();
+            for (d, (doc_hits, text)) in hits.iter().zip(&texts).enumerate() {
+                for h in doc_hits {
+                    cols.0.push(d as u64);
+                    cols.1.push(h.item);
+                    cols.2.push(h.start as u64);
+                    cols.3.push(h.end as u64);
+                    cols.4.push(h.ngrams);
+                    cols.5.push(h.ngram(text));
+                }
+            }
+            cols
+        }
+
+        /// The pieces of each text left after cutting its hits (one piece, the whole text, when it
+        /// has none; no pieces when it is dropped whole).
+        fn cut(&self, py: Python<'_>, texts: Vec<String>) -> Vec<Vec<String>> {
+            py.detach(|| {
+                let hits = decontam::scan_texts(&self.inner, &texts);
+                texts
+                    .iter()
+                    .zip(&hits)
+                    .map(|(t, h)| {
+                        if h.is_empty() {
+                            return vec![t.clone()];
+                        }
+                        decontam::cut(t, h, &self.cut)
+                            .map(|p| p.into_iter().map(str::to_owned).collect())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+        }
     }
 
     /// Check a token dataset against its manifest; returns the report as JSON.
