@@ -19,8 +19,7 @@ use crate::dedup::OnError;
 use crate::dedup::pipeline::check_output_location;
 use crate::error::{Error, Result};
 use crate::input::{InputFile, discover};
-use crate::reader::{Doc, Item, Reject, read_file};
-use rayon::prelude::*;
+use crate::reader::{Item, Reject, read_file};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -83,13 +82,14 @@ pub fn run(
         .num_threads(cfg.threads.unwrap_or(0))
         .build()
         .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
-    pool.install(|| run_in_pool(inputs, output, cfg, ctl))
+    // This thread only coordinates (orders results, writes shards); the pool's threads tokenize.
+    run_with_pool(inputs, output, cfg, ctl, &pool)
 }
 
 struct Job<'a> {
     cfg: &'a TokenizeConfig,
     ctl: &'a Control,
-    encoder: Encoder,
+    encoder: &'a Encoder,
     dtype: Dtype,
     columns: Vec<MetadataColumn>,
     output: &'a Path,
@@ -104,11 +104,12 @@ struct Job<'a> {
     pending_text_bytes: u64,
 }
 
-fn run_in_pool(
+fn run_with_pool(
     inputs: &[String],
     output: &Path,
     cfg: &TokenizeConfig,
     ctl: &Control,
+    pool: &rayon::ThreadPool,
 ) -> Result<TokenizeReport> {
     let t0 = Instant::now();
     let files = discover(inputs)?;
@@ -133,7 +134,7 @@ fn run_in_pool(
     let dtype = Dtype::for_vocab(encoder.vocab_size);
     let columns = cfg.metadata_columns()?;
     let fingerprint = fingerprint(cfg, &files, &tok_sha);
-    let threads = rayon::current_num_threads();
+    let threads = pool.current_num_threads();
 
     if let Ok(m) = Manifest::read(output)
         && m.fingerprint == fingerprint
@@ -172,7 +173,7 @@ fn run_in_pool(
     let mut job = Job {
         cfg,
         ctl,
-        encoder,
+        encoder: &encoder,
         dtype,
         columns,
         output,
@@ -214,7 +215,8 @@ fn run_in_pool(
                 drop(tx);
             });
         });
-        let consumed = consume(&mut job, &files, resume_at, &rx);
+        let consumed =
+            pool.in_place_scope(|tasks| consume(&mut job, &files, resume_at, &rx, tasks));
         if consumed.is_err() {
             // Stop the reader: it sees the flag between batches, or a closed channel.
             ctl.cancel();
@@ -248,46 +250,159 @@ enum Msg {
     FileEnd(usize, Result<()>),
 }
 
-/// Append the reader's batches to the shards, in order.
-fn consume(
-    job: &mut Job<'_>,
+/// Text being tokenized at once, at most; bounds memory while long documents finish.
+const IN_FLIGHT_BYTES: usize = 64 << 20;
+
+/// A record waiting for its turn to be written, in input order.
+enum Pending {
+    Doc {
+        fi: usize,
+        line: u64,
+        id: String,
+        extra: Vec<serde_json::Value>,
+        text_len: usize,
+        ids: std::sync::mpsc::Receiver<Result<Vec<u32>>>,
+    },
+    Reject(usize, Reject),
+    FileEnd(usize, Result<()>),
+}
+
+/// Tokenize the reader's records on the pool, one task per document, and append the results to
+/// the shards in input order. Documents are not grouped into batches that wait for their slowest
+/// member: a long document occupies one thread while the others go on with the documents after it.
+fn consume<'a: 's, 's>(
+    job: &mut Job<'a>,
     files: &[InputFile],
     resume_at: Option<(usize, u64)>,
     rx: &std::sync::mpsc::Receiver<Msg>,
+    tasks: &rayon::Scope<'s>,
 ) -> Result<()> {
     let skip_to = |fi: usize| match resume_at {
         Some((f, line)) if fi == f => line,
         _ => 0,
     };
-    let mut source: Option<(usize, String)> = None;
+    let encoder: &'a Encoder = job.encoder;
+    let bos = if job.cfg.add_bos {
+        encoder.special.bos
+    } else {
+        None
+    };
+    let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+    let mut in_flight = 0usize;
+    let mut sources: Vec<Option<String>> = vec![None; files.len()];
     for msg in rx {
         match msg {
             Msg::Batch(fi, items) => {
-                if source.as_ref().is_none_or(|(i, _)| *i != fi) {
-                    source = Some((fi, source_name(&files[fi])));
-                }
-                let name = &source.as_ref().expect("set above").1;
-                job.take_batch(fi, &files[fi], name, skip_to(fi), items)?;
-            }
-            Msg::FileEnd(fi, result) => {
-                match result {
-                    Ok(()) => {}
-                    // The file ends early or cannot be read: what was read is kept, and the
-                    // failure is a reject of its own.
-                    Err(e) if job.cfg.on_error == OnError::Skip && is_file_level(&e) => {
-                        let reject = Reject {
-                            error: e,
-                            raw: None,
-                        };
-                        job.reject(&files[fi].path, &reject)?;
+                let skip = skip_to(fi);
+                for item in items {
+                    match item {
+                        Item::Doc(d) if d.line > skip => {
+                            let (tx, ids) = std::sync::mpsc::sync_channel(1);
+                            let text = d.text;
+                            let text_len = text.len();
+                            tasks.spawn(move |_| {
+                                let mut out = Vec::with_capacity(text.len() / 3 + 2);
+                                out.extend(bos);
+                                let r = encoder.encode_cached(&text, &mut out).map(|()| {
+                                    out.push(encoder.special.eos);
+                                    out
+                                });
+                                let _ = tx.send(r);
+                            });
+                            in_flight += text_len;
+                            queue.push_back(Pending::Doc {
+                                fi,
+                                line: d.line,
+                                id: d.id,
+                                extra: d.extra,
+                                text_len,
+                                ids,
+                            });
+                        }
+                        Item::Reject(r) if r.error.line().is_none_or(|l| l > skip) => {
+                            queue.push_back(Pending::Reject(fi, r));
+                        }
+                        _ => {}
                     }
-                    Err(e) => return Err(e),
                 }
-                job.ctl.files_done.fetch_add(1, Ordering::Relaxed);
             }
+            Msg::FileEnd(fi, result) => queue.push_back(Pending::FileEnd(fi, result)),
+        }
+        // Write what is ready; wait for the oldest document while too much text is in flight.
+        while let Some(front) = queue.front() {
+            let ids = match front {
+                Pending::Doc { ids, .. } if in_flight <= IN_FLIGHT_BYTES => match ids.try_recv() {
+                    Ok(r) => Some(r?),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(task_failed()),
+                },
+                Pending::Doc { ids, .. } => Some(ids.recv().map_err(|_| task_failed())??),
+                _ => None,
+            };
+            let entry = queue.pop_front().expect("front exists");
+            in_flight -= settle(job, files, &mut sources, entry, ids)?;
         }
     }
+    while let Some(entry) = queue.pop_front() {
+        let ids = match &entry {
+            Pending::Doc { ids, .. } => Some(ids.recv().map_err(|_| task_failed())??),
+            _ => None,
+        };
+        settle(job, files, &mut sources, entry, ids)?;
+    }
     Ok(())
+}
+
+fn task_failed() -> Error {
+    Error::Config("a tokenizing task stopped without a result".into())
+}
+
+/// Write one record in its turn; returns the text bytes it releases from the in-flight budget.
+fn settle(
+    job: &mut Job<'_>,
+    files: &[InputFile],
+    sources: &mut [Option<String>],
+    entry: Pending,
+    ids: Option<Vec<u32>>,
+) -> Result<usize> {
+    match entry {
+        Pending::Doc {
+            fi,
+            line,
+            id,
+            extra,
+            text_len,
+            ..
+        } => {
+            let source = sources[fi]
+                .get_or_insert_with(|| source_name(&files[fi]))
+                .clone();
+            let ids = ids.expect("documents come with their ids");
+            job.push_doc(fi, &files[fi], &source, line, &id, &extra, text_len, &ids)?;
+            Ok(text_len)
+        }
+        Pending::Reject(fi, r) => {
+            job.reject(&files[fi].path, &r)?;
+            Ok(0)
+        }
+        Pending::FileEnd(fi, result) => {
+            match result {
+                Ok(()) => {}
+                // The file ends early or cannot be read: what was read is kept, and the failure
+                // is a reject of its own.
+                Err(e) if job.cfg.on_error == OnError::Skip && is_file_level(&e) => {
+                    let reject = Reject {
+                        error: e,
+                        raw: None,
+                    };
+                    job.reject(&files[fi].path, &reject)?;
+                }
+                Err(e) => return Err(e),
+            }
+            job.ctl.files_done.fetch_add(1, Ordering::Relaxed);
+            Ok(0)
+        }
+    }
 }
 
 fn is_file_level(e: &Error) -> bool {
@@ -298,62 +413,16 @@ fn is_file_level(e: &Error) -> bool {
 }
 
 impl Job<'_> {
-    fn take_batch(
-        &mut self,
-        fi: usize,
-        file: &InputFile,
-        source: &str,
-        skip_to: u64,
-        items: Vec<Item>,
-    ) -> Result<()> {
-        let items: Vec<Item> = items
-            .into_iter()
-            .filter(|it| match it {
-                Item::Doc(d) => d.line > skip_to,
-                Item::Reject(r) => r.error.line().is_none_or(|l| l > skip_to),
-            })
-            .collect();
-        let encoded = self.encode_batch(&items)?;
-        for (item, ids) in items.into_iter().zip(encoded) {
-            match item {
-                Item::Reject(r) => self.reject(&file.path, &r)?,
-                Item::Doc(doc) => {
-                    self.push_doc(fi, file, source, &doc, &ids.expect("docs are encoded"))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Token ids (BOS, text, EOS) of every document of the batch, in parallel.
-    fn encode_batch(&self, items: &[Item]) -> Result<Vec<Option<Vec<u32>>>> {
-        let enc = &self.encoder;
-        let bos = if self.cfg.add_bos {
-            enc.special.bos
-        } else {
-            None
-        };
-        items
-            .par_iter()
-            .map(|it| match it {
-                Item::Reject(_) => Ok(None),
-                Item::Doc(d) => {
-                    let mut ids = Vec::with_capacity(d.text.len() / 3 + 2);
-                    ids.extend(bos);
-                    enc.encode_cached(&d.text, &mut ids)?;
-                    ids.push(enc.special.eos);
-                    Ok(Some(ids))
-                }
-            })
-            .collect()
-    }
-
+    #[allow(clippy::too_many_arguments)]
     fn push_doc(
         &mut self,
         fi: usize,
         file: &InputFile,
         source: &str,
-        doc: &Doc,
+        line: u64,
+        id: &str,
+        extra: &[serde_json::Value],
+        text_len: usize,
         ids: &[u32],
     ) -> Result<()> {
         if self.open.is_none() {
@@ -366,22 +435,22 @@ impl Job<'_> {
             )?);
         }
         let shard = self.open.as_mut().expect("opened above");
-        if let Err(message) = shard.check_metadata(&doc.extra) {
+        if let Err(message) = shard.check_metadata(extra) {
             let error = Error::Field {
                 path: file.path.clone(),
-                line: doc.line,
+                line,
                 message,
             };
             return self.reject(&file.path, &Reject { error, raw: None });
         }
-        shard.push(&doc.id, source, ids, &doc.extra)?;
-        self.pending_text_bytes += doc.text.len() as u64;
+        shard.push(id, source, ids, extra)?;
+        self.pending_text_bytes += text_len as u64;
         self.ctl.docs_read.fetch_add(1, Ordering::Relaxed);
         self.ctl
             .bytes_read
-            .fetch_add(doc.text.len() as u64, Ordering::Relaxed);
+            .fetch_add(text_len as u64, Ordering::Relaxed);
         if shard.n_tokens() >= self.limit_tokens {
-            self.close_shard(fi, doc.line)?;
+            self.close_shard(fi, line)?;
         }
         Ok(())
     }
