@@ -28,53 +28,80 @@ const fn ascii_word_table() -> [bool; 128] {
 }
 const ASCII_WORD: [bool; 128] = ascii_word_table();
 
-/// The words of `text`, appended to `out` (cleared first); `buf` is scratch for the lowercased word.
+/// The words of `text`, appended to `out` (cleared first); `buf` is scratch for lowercased words.
+///
+/// Most words are ASCII and already lowercase: those are hashed straight from the text. A word with
+/// capitals is lowercased into `buf` first; a word with non-ASCII characters goes through `buf`
+/// character by character.
 pub fn words_into(text: &str, out: &mut Vec<Word>, buf: &mut Vec<u8>) {
     out.clear();
-    buf.clear();
     let bytes = text.as_bytes();
-    let mut start = 0;
+    let n = bytes.len();
     let mut i = 0;
-    let mut flush = |buf: &mut Vec<u8>, start: usize, end: usize| {
-        if !buf.is_empty() {
-            out.push(Word {
-                hash: xxh3_64(buf),
-                start,
-                end,
-            });
-            buf.clear();
-        }
-    };
-    while i < bytes.len() {
+    while i < n {
         let b = bytes[i];
         if b < 0x80 {
-            if ASCII_WORD[b as usize] {
-                if buf.is_empty() {
-                    start = i;
-                }
-                buf.push(b.to_ascii_lowercase());
-            } else {
-                flush(buf, start, i);
+            if !ASCII_WORD[b as usize] {
+                i += 1;
+                continue;
             }
+        } else {
+            let c = text[i..].chars().next().expect("i is on a char boundary");
+            if is_separator(c, true) {
+                i += c.len_utf8();
+                continue;
+            }
+        }
+        let start = i;
+        let mut upper = false;
+        while i < n && bytes[i] < 0x80 && ASCII_WORD[bytes[i] as usize] {
+            upper |= bytes[i].is_ascii_uppercase();
             i += 1;
+        }
+        if i == n || bytes[i] < 0x80 {
+            let hash = if upper {
+                buf.clear();
+                buf.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
+                xxh3_64(buf)
+            } else {
+                xxh3_64(&bytes[start..i])
+            };
+            out.push(Word {
+                hash,
+                start,
+                end: i,
+            });
             continue;
         }
-        let c = text[i..].chars().next().expect("i is on a char boundary");
-        let len = c.len_utf8();
-        if is_separator(c, true) {
-            flush(buf, start, i);
-        } else {
-            if buf.is_empty() {
-                start = i;
+        // The word goes on with non-ASCII characters.
+        buf.clear();
+        buf.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
+        let mut tmp = [0u8; 4];
+        while i < n {
+            let b = bytes[i];
+            if b < 0x80 {
+                if !ASCII_WORD[b as usize] {
+                    break;
+                }
+                buf.push(b.to_ascii_lowercase());
+                i += 1;
+                continue;
             }
-            let mut tmp = [0u8; 4];
+            let c = text[i..].chars().next().expect("i is on a char boundary");
+            if is_separator(c, true) {
+                break;
+            }
             for l in c.to_lowercase() {
                 buf.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
             }
+            i += c.len_utf8();
         }
-        i += len;
+        out.push(Word {
+            hash: xxh3_64(buf),
+            start,
+            end: i,
+        });
     }
-    flush(buf, start, bytes.len());
 }
 
 /// The normalized form of `text` (its words, lowercased, joined by single spaces): the matched
@@ -146,6 +173,14 @@ mod tests {
         assert_eq!(w[0].hash, words("hello")[0].hash);
         assert_eq!(w[2].hash, words("ça")[0].hash);
         assert_eq!(normalized_words(text), "hello world ça va x 1");
+        // Mixed words, capitals inside non-ASCII words, separators above ASCII.
+        let text = "naïve—CAFÉ déjà-vu Straße «quoted» ΑΒΓ";
+        let got: Vec<u64> = words(text).iter().map(|w| w.hash).collect();
+        let want: Vec<u64> = ["naïve", "café", "déjà", "vu", "straße", "quoted", "αβγ"]
+            .iter()
+            .map(|w| xxh3_64(w.as_bytes()))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
