@@ -373,3 +373,32 @@ def test_megatron_export_reads_back(tmp_path: Path) -> None:
     assert reader.document_indices.tolist() == list(range(len(ds) + 1))
     for i in range(len(ds)):
         assert np.array_equal(reader[i], ds.tokens(i))
+
+
+def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from shardforge.cli import main
+
+    src = corpus(tmp_path, n_files=2, per_file=20)
+    out = tmp_path / "ds"
+    tok = tmp_path / "tok.json"
+    assert main(["tokenizer", "train", str(src), "-o", str(tok), "--vocab-size", "600"]) == 0
+    assert HFTokenizer.from_file(str(tok)).get_vocab_size() == 600
+    args = ["tokenize", str(src), "-o", str(out), "-t", str(tok), "--metadata", "score:float64"]
+    assert main([*args, "--shard-tokens", "5000", "--progress", "none"]) == 0
+    assert "documents" in capsys.readouterr().out
+    assert main(["stats", str(out), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["documents"] == len(shardforge.open_dataset(out))
+    assert main(["stats", str(out)]) == 0
+    assert "tokens per document" in capsys.readouterr().out
+    csv = tmp_path / "per_source.csv"
+    sql = "SELECT source, count(*) AS docs, avg(score) AS score FROM docs GROUP BY 1 ORDER BY 1"
+    assert main(["query", str(out), sql, "-o", str(csv)]) == 0
+    assert csv.read_text().splitlines()[0] == "source,docs,score"
+    assert main(["verify", str(out)]) == 0
+    assert main(["export-megatron", str(out), str(tmp_path / "mega" / "c")]) == 0
+    assert len(shardforge.MegatronReader(tmp_path / "mega" / "c")) == stats["documents"]
+    # Errors are one line on stderr and exit code 2, naming the file.
+    (out / "00000.tokens").write_bytes(b"\0\0")
+    assert main(["verify", str(out)]) == 2
+    assert "00000.tokens" in capsys.readouterr().err
