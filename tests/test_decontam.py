@@ -140,3 +140,56 @@ def test_bad_eval_files(tmp_path: Path) -> None:
         shardforge.EvalIndex([shardforge.EvalSet("b", tmp_path / "missing.jsonl", "gsm8k")])
     with pytest.raises(shardforge.ConfigError, match="fields"):
         shardforge.EvalIndex([shardforge.EvalSet("b", bad)])
+
+
+def test_file_job_drops_or_tags_and_resumes(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import write_jsonl
+
+    filler = real_documents(40, seed=5)
+    he = humaneval_items()
+    gsm = gsm8k_items()
+    src = tmp_path / "in"
+    a = [{"id": f"a{i}", "text": t} for i, t in enumerate(filler[:20])]
+    a[3]["text"] += "\n" + he[10][1]
+    a[7]["text"] = gsm[5][1].upper() + "\n" + a[7]["text"]
+    write_jsonl(src / "a.jsonl.zst", a)
+    b = [{"id": f"b{i}", "text": t, "score": i} for i, t in enumerate(filler[20:])]
+    b[0]["text"] = "intro " + gsm[100][1] + " outro"
+    pq.write_table(pa.Table.from_pylist(b), src / "b.parquet")
+    (src / "c.jsonl").write_text('{"id": "c0", "text": "fine"}\nnot json\n')
+    evals = [
+        shardforge.EvalSet("humaneval", shardforge.humaneval_path(), "humaneval"),
+        shardforge.EvalSet("gsm8k", GSM8K, "gsm8k"),
+    ]
+    with pytest.raises(shardforge.MalformedRecordError, match=r"c\.jsonl:2"):
+        shardforge.decontaminate(src, tmp_path / "raise", evals)
+
+    out = tmp_path / "drop"
+    r = shardforge.decontaminate(src, out, evals, on_error="skip")
+    assert (r["docs_in"], r["docs_out"], r["docs_contaminated"], r["rejects"]) == (41, 38, 3, 1)
+    by_name = {x["name"]: x for x in r["benchmarks"]}
+    assert by_name["humaneval"]["contaminated_items"] == 1 and by_name["gsm8k"]["contaminated_items"] == 2
+    import duckdb
+
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT doc_id, file, line, benchmark, item_id FROM '{out}/hits.parquet' ORDER BY file, line"
+        )
+        .fetchall()
+    )
+    assert rows == [
+        ("a3", "a.jsonl.zst", 4, "humaneval", he[10][0]),
+        ("a7", "a.jsonl.zst", 8, "gsm8k", gsm[5][0]),
+        ("b0", "b.parquet", 1, "gsm8k", gsm[100][0]),
+    ]
+    kept_b = pq.read_table(out / "b.parquet").to_pylist()
+    assert [x["id"] for x in kept_b] == [f"b{i}" for i in range(1, 20)] and kept_b[0]["score"] == 1
+    tagged = shardforge.decontaminate(src, tmp_path / "tag", evals, action="tag", on_error="skip")
+    assert tagged["docs_out"] == 41 and tagged["docs_contaminated"] == 3
+    assert (tmp_path / "tag" / "c.jsonl").read_text() == '{"id": "c0", "text": "fine"}\n'
+    again = shardforge.decontaminate(src, out, evals, on_error="skip")
+    assert again["files_resumed"] == 3 and again["docs_out"] == 38

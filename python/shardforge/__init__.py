@@ -26,7 +26,7 @@ from shardforge.config import (
     TrainConfig,
 )
 from shardforge.dataset import Dataset, VerifyReport, open_dataset, verify
-from shardforge.decontam import EvalIndex, EvalSet, Hit, humaneval_path
+from shardforge.decontam import EvalIndex, EvalSet, Hit, decontaminate, humaneval_path
 from shardforge.dedup import (
     Report,
     TextsResult,
@@ -78,6 +78,7 @@ __all__ = [
     "__version__",
     "candidate_pairs",
     "connected_components",
+    "decontaminate",
     "dedup",
     "dedup_texts",
     "encode_batch",

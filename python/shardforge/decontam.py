@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shardforge import _core
-from shardforge.dedup import PathLike
+from shardforge.dedup import PathLike, ProgressFn, as_list
 
 EvalFormat = Literal["humaneval", "gsm8k", "generic"]
 
@@ -108,3 +108,39 @@ class EvalIndex:
         for h in self.scan(texts):
             out.setdefault(h.benchmark, set()).add(h.item_id)
         return out
+
+
+def decontaminate(
+    inputs: PathLike | Sequence[PathLike],
+    output: PathLike,
+    evals: Sequence[EvalSet],
+    *,
+    action: Literal["drop", "tag"] = "drop",
+    ngram: int = 13,
+    max_items_per_ngram: int = 10,
+    text_field: str = "text",
+    id_field: str | None = "id",
+    on_error: Literal["raise", "skip"] = "raise",
+    threads: int | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Scan `inputs` (files, directories, globs of .jsonl, .jsonl.gz, .jsonl.zst, .parquet) for the
+    evaluation items of `evals` and write into `output`: the documents that stay, in the input's
+    format under the input's name (`drop` removes contaminated ones, `tag` keeps all), plus
+    `hits.parquet` (doc_id, file, line, benchmark, item_id, ngram, start, end, ngrams),
+    `rejects.jsonl` and `report.json` (per benchmark: contaminated items, hits, documents). A rerun
+    skips files finished for the same config. Returns the report."""
+    config = {
+        "decontam": {
+            "evals": [e.to_dict() for e in evals],
+            "ngram": ngram,
+            "max_items_per_ngram": max_items_per_ngram,
+            "action": action,
+        },
+        "fields": {"text_field": text_field, "id_field": id_field, "key_field": None, "carry": []},
+        "on_error": on_error,
+        "threads": threads,
+    }
+    report = _core.decontaminate(as_list(inputs), os.fspath(output), json.dumps(config), progress)
+    result: dict[str, Any] = json.loads(report)
+    return result

@@ -149,6 +149,23 @@ mod _core {
         Ok(to_json(&report))
     }
 
+    /// Run the file-to-file decontamination job; returns the report as JSON.
+    #[pyfunction]
+    #[pyo3(signature = (inputs, output, config_json, progress=None))]
+    fn decontaminate(
+        py: Python<'_>,
+        inputs: Vec<String>,
+        output: PathBuf,
+        config_json: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let cfg: decontam::DecontamJobConfig = parse(config_json)?;
+        let report = run_watched(py, progress.as_ref(), |ctl| {
+            decontam::run(&inputs, &output, &cfg, ctl)
+        })?;
+        Ok(to_json(&report))
+    }
+
     /// Train a byte-level BPE tokenizer and write its `tokenizer.json`; returns the report as JSON.
     #[pyfunction]
     #[pyo3(signature = (inputs, output, config_json, progress=None))]

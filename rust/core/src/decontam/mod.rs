@@ -4,9 +4,11 @@
 
 pub mod index;
 pub mod ngram;
+pub mod pipeline;
 pub mod scan;
 
 pub use index::{EvalFormat, EvalIndex, EvalItem, EvalSet, load_eval_set};
+pub use pipeline::{DecontamJobConfig, DecontamReport, run};
 pub use scan::{Action, CutConfig, Hit, ScanScratch, cut, scan};
 
 use crate::error::{Error, Result};
