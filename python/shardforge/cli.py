@@ -12,6 +12,23 @@ from shardforge.dedup import dedup, make_config
 from shardforge.progress import Progress
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options every file job takes: bad records, threads, progress display."""
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="stop at a bad record, or skip it into rejects.jsonl",
+    )
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "json", "none"],
+        default="auto",
+        help="progress display; auto shows a bar only on a terminal",
+    )
+
+
 def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "dedup",
@@ -55,12 +72,6 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="first",
         help="which document of a cluster survives (default: first)",
     )
-    p.add_argument(
-        "--on-error",
-        choices=["raise", "skip"],
-        default="raise",
-        help="stop at a bad record, or skip it into rejects.jsonl",
-    )
     p.add_argument("--fold-digits", action="store_true", help="normalize every digit to 0")
     p.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before normalizing")
     p.add_argument("--keep-case", dest="lowercase", action="store_false", help="do not lowercase")
@@ -70,8 +81,7 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--memory-budget", default="4GB", help="band index memory before spilling to disk (default: 4GB)"
     )
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
-    _add_progress(p)
+    _add_run_options(p)
     p.set_defaults(func=_run_dedup)
 
 
@@ -131,15 +141,6 @@ def _run_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_progress(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--progress",
-        choices=["auto", "bar", "json", "none"],
-        default="auto",
-        help="progress display; auto shows a bar only on a terminal",
-    )
-
-
 def _add_tokenize(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "tokenize",
@@ -171,14 +172,7 @@ def _add_tokenize(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--shard-bytes", default="256MiB", help="close a shard at this token-file size (default: 256MiB)"
     )
-    p.add_argument(
-        "--on-error",
-        choices=["raise", "skip"],
-        default="raise",
-        help="stop at a bad record, or skip it into rejects.jsonl",
-    )
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
-    _add_progress(p)
+    _add_run_options(p)
     p.set_defaults(func=_run_tokenize)
 
 
@@ -362,14 +356,7 @@ def _add_decontaminate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--max-items-per-ngram", type=int, default=10, help="n-grams in more items are boilerplate"
     )
     p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
-    p.add_argument(
-        "--on-error",
-        choices=["raise", "skip"],
-        default="raise",
-        help="stop at a bad record, or skip it into rejects.jsonl",
-    )
-    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
-    _add_progress(p)
+    _add_run_options(p)
     p.set_defaults(func=_run_decontaminate)
 
 

@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -57,9 +57,18 @@ class Report:
 
     @classmethod
     def from_json(cls, text: str) -> Report:
-        data = json.loads(text)
-        names = {f.name for f in fields(cls)} - {"raw"}
-        return cls(**{k: data[k] for k in names}, raw=data)
+        return report_from_json(cls, text)
+
+
+ReportT = TypeVar("ReportT")
+
+
+def report_from_json(cls: type[ReportT], text: str) -> ReportT:
+    """A report dataclass from the core's JSON: its named fields, and the whole object as `raw`."""
+    data = json.loads(text)
+    names = {f.name for f in fields(cls)} - {"raw"}  # type: ignore[arg-type]
+    make: Callable[..., ReportT] = cls
+    return make(**{k: data[k] for k in names}, raw=data)
 
 
 def make_config(

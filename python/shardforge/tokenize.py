@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from shardforge import _core
 from shardforge.config import FieldConfig, OnError, TokenizeConfig, TrainConfig, parse_size
-from shardforge.dedup import PathLike, ProgressFn, as_list
+from shardforge.dedup import PathLike, ProgressFn, as_list, report_from_json
 
 STAGES = ("starting", "tokenizing", "done")
 
@@ -40,9 +40,7 @@ class TokenizeReport:
 
     @classmethod
     def from_json(cls, text: str) -> TokenizeReport:
-        data = json.loads(text)
-        names = {f.name for f in fields(cls)} - {"raw"}
-        return cls(**{k: data[k] for k in names}, raw=data)
+        return report_from_json(cls, text)
 
 
 def make_tokenize_config(

@@ -12,6 +12,7 @@ pub mod decontam;
 pub mod dedup;
 pub mod error;
 pub mod input;
+pub mod job;
 pub mod lsh;
 pub mod minhash;
 pub mod normalize;

@@ -13,9 +13,9 @@ use crate::atomic::write_atomic;
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
 use crate::dedup::output::write_kept;
-use crate::dedup::pipeline::check_output_location;
 use crate::error::{Error, Result};
-use crate::input::{InputFile, discover};
+use crate::input::InputFile;
+use crate::job::{fingerprint, prepare, worker_pool};
 use crate::reader::{FieldConfig, Item, read_file};
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
@@ -24,9 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use xxhash_rust::xxh3::xxh3_64;
 
-const WORK_DIR: &str = ".shardforge-work";
 const RESERVED: [&str; 3] = ["hits.parquet", "rejects.jsonl", "report.json"];
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,11 +110,7 @@ pub fn run(
                 .into(),
         ));
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
-    pool.install(|| run_in_pool(inputs, output, cfg, ctl))
+    worker_pool(cfg.threads)?.install(|| run_in_pool(inputs, output, cfg, ctl))
 }
 
 fn run_in_pool(
@@ -127,27 +121,14 @@ fn run_in_pool(
 ) -> Result<DecontamReport> {
     let t0 = Instant::now();
     let index = cfg.decontam.build_index()?;
-    let files = discover(inputs)?;
-    std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
-    check_output_location(inputs, output)?;
-    for f in &files {
-        if RESERVED.iter().any(|r| f.rel == Path::new(r)) {
-            return Err(Error::Config(format!(
-                "input {} would overwrite the run's own {}",
-                f.path.display(),
-                f.rel.display()
-            )));
-        }
-    }
-    let work = output.join(WORK_DIR);
-    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    let (files, work) = prepare(inputs, output, &RESERVED)?;
     ctl.files_total.store(files.len() as u64, Ordering::Relaxed);
     ctl.stage.store(1, Ordering::Relaxed);
 
     let mut done = Vec::with_capacity(files.len());
     let mut resumed = 0;
     for (i, file) in files.iter().enumerate() {
-        let fp = fingerprint(cfg, file);
+        let fp = file_fingerprint(cfg, file);
         let marker = work.join(format!("{i:05}.decontam.json"));
         let dest = output.join(&file.rel);
         let previous = std::fs::read(&marker)
@@ -182,19 +163,11 @@ fn run_in_pool(
     Ok(report)
 }
 
-fn fingerprint(cfg: &DecontamJobConfig, file: &InputFile) -> String {
+/// What decides one file's output: the config (not the thread count) and the file itself.
+fn file_fingerprint(cfg: &DecontamJobConfig, file: &InputFile) -> String {
     let mut c = cfg.clone();
     c.threads = None;
-    let value = serde_json::json!({
-        "config": c,
-        "file": file.rel.to_string_lossy(),
-        "size": file.size,
-        "mtime_ns": file.mtime_ns,
-    });
-    format!(
-        "{:016x}",
-        xxh3_64(&serde_json::to_vec(&value).expect("serializes"))
-    )
+    fingerprint(&(c, file.rel.to_string_lossy(), file.size, file.mtime_ns))
 }
 
 fn decontaminate_file(

@@ -18,7 +18,8 @@ use crate::atomic::{AtomicFile, write_atomic};
 use crate::band_index::BandIndex;
 use crate::control::{Control, peak_rss_bytes};
 use crate::error::{Error, Result};
-use crate::input::{InputFile, discover};
+use crate::input::InputFile;
+use crate::job::{fingerprint, prepare, worker_pool};
 use crate::lsh::{LshParams, band_hashes};
 use crate::reader::{Item, read_file};
 use crate::shingle::{jaccard, shingle_set};
@@ -32,43 +33,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
+use xxhash_rust::xxh3::xxh3_128;
 
-pub const WORK_DIR: &str = ".shardforge-work";
 const RESERVED: [&str; 3] = ["clusters.parquet", "rejects.jsonl", "report.json"];
 
 /// Run the dedup job over `inputs` (files, directories, globs) into the directory `output`.
 pub fn run(inputs: &[String], output: &Path, cfg: &DedupConfig, ctl: &Control) -> Result<Report> {
     cfg.validate()?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
-    pool.install(|| run_in_pool(inputs, output, cfg, ctl))
-}
-
-fn fingerprint(value: &impl serde::Serialize) -> String {
-    format!(
-        "{:016x}",
-        xxh3_64(&serde_json::to_vec(value).expect("config serializes"))
-    )
-}
-
-pub(crate) fn check_output_location(inputs: &[String], output: &Path) -> Result<()> {
-    let out = std::fs::canonicalize(output).map_err(|e| Error::io(output, e))?;
-    for input in inputs {
-        let p = Path::new(input);
-        if p.is_dir()
-            && let Ok(inp) = std::fs::canonicalize(p)
-            && out.starts_with(&inp)
-        {
-            return Err(Error::Config(format!(
-                "output {} lies inside input directory {input}; a rerun would read its own output",
-                output.display()
-            )));
-        }
-    }
-    Ok(())
+    worker_pool(cfg.threads)?.install(|| run_in_pool(inputs, output, cfg, ctl))
 }
 
 fn run_in_pool(
@@ -78,20 +50,7 @@ fn run_in_pool(
     ctl: &Control,
 ) -> Result<Report> {
     let t0 = Instant::now();
-    let files = discover(inputs)?;
-    std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
-    check_output_location(inputs, output)?;
-    for f in &files {
-        if RESERVED.iter().any(|r| f.rel == Path::new(r)) {
-            return Err(Error::Config(format!(
-                "input {} would overwrite the run's own {}",
-                f.path.display(),
-                f.rel.display()
-            )));
-        }
-    }
-    let work = output.join(WORK_DIR);
-    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    let (files, work) = prepare(inputs, output, &RESERVED)?;
     let params = cfg.lsh_params();
     let sketch_fp = fingerprint(&(&cfg.fields, &cfg.sketch, params, cfg.on_error));
     ctl.files_total.store(files.len() as u64, Ordering::Relaxed);

@@ -16,16 +16,14 @@ use super::shard::{ShardWriter, table_name, tokens_name};
 use crate::atomic::write_atomic;
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
-use crate::dedup::pipeline::check_output_location;
 use crate::error::{Error, Result};
-use crate::input::{InputFile, discover};
+use crate::input::InputFile;
+use crate::job::{fingerprint, prepare, worker_pool};
 use crate::reader::{Item, Reject, read_file};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use xxhash_rust::xxh3::xxh3_64;
 
-pub const WORK_DIR: &str = ".shardforge-work";
 const REJECTS: &str = "rejects.jsonl";
 const REPORT: &str = "report.json";
 
@@ -78,10 +76,7 @@ pub fn run(
     ctl: &Control,
 ) -> Result<TokenizeReport> {
     cfg.validate()?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.threads.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
+    let pool = worker_pool(cfg.threads)?;
     // This thread only coordinates (orders results, writes shards); the pool's threads tokenize.
     run_with_pool(inputs, output, cfg, ctl, &pool)
 }
@@ -112,9 +107,8 @@ fn run_with_pool(
     pool: &rayon::ThreadPool,
 ) -> Result<TokenizeReport> {
     let t0 = Instant::now();
-    let files = discover(inputs)?;
-    std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
-    check_output_location(inputs, output)?;
+    // Inputs are never written into the dataset, so no input name is reserved.
+    let (files, work) = prepare(inputs, output, &[])?;
     let tok_path = Path::new(&cfg.tokenizer);
     let tok_bytes = std::fs::read(tok_path).map_err(|e| Error::io(tok_path, e))?;
     let encoder = Encoder::from_file(tok_path, cfg.eos_token.as_deref(), cfg.bos_token.as_deref())?;
@@ -133,7 +127,7 @@ fn run_with_pool(
     let tok_sha = sha256_hex(&tok_bytes);
     let dtype = Dtype::for_vocab(encoder.vocab_size);
     let columns = cfg.metadata_columns()?;
-    let fingerprint = fingerprint(cfg, &files, &tok_sha);
+    let fingerprint = dataset_fingerprint(cfg, &files, &tok_sha);
     let threads = pool.current_num_threads();
 
     if let Ok(m) = Manifest::read(output)
@@ -158,8 +152,6 @@ fn run_with_pool(
         });
     }
 
-    let work = output.join(WORK_DIR);
-    std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let records = load_records(output, &work, &fingerprint);
     // A dataset being rewritten must not keep shards of an older run past the resumed ones, nor a
     // manifest that describes them.
@@ -606,25 +598,17 @@ fn source_name(file: &InputFile) -> String {
     rel.into_owned()
 }
 
-fn fingerprint(cfg: &TokenizeConfig, files: &[InputFile], tok_sha: &str) -> String {
+/// What decides the dataset: config, inputs and tokenizer; neither the thread count nor the
+/// tokenizer's path does.
+fn dataset_fingerprint(cfg: &TokenizeConfig, files: &[InputFile], tok_sha: &str) -> String {
     let mut c = cfg.clone();
-    // Neither the thread count nor the tokenizer's path changes the output.
     c.threads = None;
     c.tokenizer.clear();
     let inputs: Vec<_> = files
         .iter()
         .map(|f| (f.rel.to_string_lossy(), f.size, f.mtime_ns))
         .collect();
-    let value = serde_json::json!({
-        "config": c,
-        "inputs": inputs,
-        "tokenizer_sha256": tok_sha,
-        "version": super::manifest::VERSION,
-    });
-    format!(
-        "{:016x}",
-        xxh3_64(&serde_json::to_vec(&value).expect("serializes"))
-    )
+    fingerprint(&(c, inputs, tok_sha, super::manifest::VERSION))
 }
 
 fn outputs_present(dir: &Path, shards: &[ShardEntry]) -> bool {
