@@ -58,7 +58,7 @@ lint: $(STAMP)  ## cargo fmt/clippy, ruff, mypy, stubtest
 bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the bench extra)
 	$(PIP) install -q -e '.[dev,bench]'
 	$(PY) bench/dedup.py
-	$(PY) bench/tokenize.py
+	$(PY) bench/tokenization.py
 	$(PY) bench/decontam.py
 
 clean:

@@ -91,19 +91,10 @@ def main() -> None:
         print(json.dumps(fn(texts, args.repeats)))
         return
 
-    import importlib.util
+    sys.path.insert(0, str(HERE))
+    from dedup import corpus_sample
 
-    spec = importlib.util.spec_from_file_location("dedup_bench", HERE / "dedup.py")
-    assert spec and spec.loader
-    dedup_bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dedup_bench)
-    corpus = args.corpus
-    if corpus is None:
-        from shardforge.corpus import gather
-
-        corpus = HERE / "out" / "corpus"
-        gather(corpus, verbose=False)
-    texts = dedup_bench.load_sample(corpus, args.mb)
+    _, texts = corpus_sample(args.corpus, args.mb)
     nbytes = sum(len(t.encode()) for t in texts)
     work = Path(tempfile.mkdtemp(prefix="sf-decont-bench-"))
     (work / "texts.json").write_text(json.dumps(texts))

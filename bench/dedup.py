@@ -63,6 +63,17 @@ def load_sample(corpus: Path, mb: float) -> list[str]:
     return texts
 
 
+def corpus_sample(corpus: Path | None, mb: float) -> tuple[Path, list[str]]:
+    """The corpus directory (gathered into bench/out/corpus when not given) and about `mb` MB of
+    its documents; the other bench scripts sample the same way."""
+    if corpus is None:
+        from shardforge.corpus import gather
+
+        corpus = HERE / "out" / "corpus"
+        gather(corpus, verbose=False)
+    return corpus, load_sample(corpus, mb)
+
+
 def shingles(texts: list[str]) -> list[list[str]]:
     """The word 5-gram strings of shardforge's normalized text (the peers' pre-built input)."""
     import shardforge
@@ -227,13 +238,7 @@ def main() -> None:
 
     import shardforge
 
-    corpus = args.corpus
-    if corpus is None:
-        from shardforge.corpus import gather
-
-        corpus = HERE / "out" / "corpus"
-        gather(corpus, verbose=False)
-    texts = load_sample(corpus, args.mb)
+    corpus, texts = corpus_sample(args.corpus, args.mb)
     nbytes = sum(len(t.encode()) for t in texts)
     work = Path(tempfile.mkdtemp(prefix="sf-bench-"))
     (work / "texts.json").write_text(json.dumps(texts))

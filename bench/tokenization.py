@@ -2,7 +2,7 @@
 in-memory `encode_batch`, against the Python `tokenizers` package's `encode_batch` (tokenizing only,
 its best case), tiktoken and gigatoken, on the same real text with the GPT-2 and Llama 3 tokenizers.
 
-    python bench/tokenize.py [--mb 20] [--corpus DIR] [--repeats 3]
+    python bench/tokenization.py [--mb 20] [--corpus DIR] [--repeats 3]
 
 Every engine runs in its own subprocess, once with one thread (RAYON_NUM_THREADS=1, threads=1,
 num_threads=1, parallel=False: per core) and once with all cores. A subprocess loads the tokenizer,
@@ -15,22 +15,17 @@ fast), then checks the ids against the Python `tokenizers` package's. Each figur
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file's name shadows the standard library's `tokenize` (which `inspect` imports) when run as
-# a script: drop its folder from the import path before anything imports it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import json
 import os
 import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -165,17 +160,6 @@ def run_engine(engine: str, tokenizer: str, threads: int, work: Path) -> dict[st
 # ---------------------------------------------------------------- driver
 
 
-def load_dedup_bench() -> Any:
-    """bench/dedup.py as a module (for its corpus sampler), loaded by path."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("dedup_bench", HERE / "dedup.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=20.0, help="MB of text in the sample (default 20)")
@@ -192,15 +176,10 @@ def main() -> None:
         print(json.dumps(run_engine(args.engine, args.tokenizer, args.threads, args.work)))
         return
 
-    load_sample = load_dedup_bench().load_sample
+    sys.path.insert(0, str(HERE))
+    from dedup import corpus_sample
 
-    corpus = args.corpus
-    if corpus is None:
-        from shardforge.corpus import gather
-
-        corpus = HERE / "out" / "corpus"
-        gather(corpus, verbose=False)
-    texts = load_sample(corpus, args.mb)
+    corpus, texts = corpus_sample(args.corpus, args.mb)
     nbytes = sum(len(t.encode()) for t in texts)
     work = Path(tempfile.mkdtemp(prefix="sf-tok-bench-"))
     (work / "texts.json").write_text(json.dumps(texts))
