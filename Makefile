@@ -19,8 +19,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# The train extra (torch, ~2.7 GB, cached by pip after the first time) is here for the loader's
+# torch.utils.data path and the trainer; `pip install shardforge` alone does without it.
 $(STAMP): $(PY) $(SOURCES)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,train]'
 	@touch $@
 
 install: $(STAMP)  ## create .venv and build the extension (release) with the dev tools

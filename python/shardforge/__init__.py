@@ -40,6 +40,8 @@ from shardforge.dedup import (
     normalize_text,
     shingle_hashes,
 )
+from shardforge.loader import Loader
+from shardforge.loader_config import LoaderConfig, PhaseConfig, RepeatFilterConfig, SourceConfig
 from shardforge.megatron import MegatronReader, export_megatron
 from shardforge.tokenize import (
     Tokenizer,
@@ -59,14 +61,19 @@ __all__ = [
     "EvalSet",
     "FieldConfig",
     "Hit",
+    "Loader",
+    "LoaderConfig",
     "MalformedRecordError",
     "MegatronReader",
     "NoInputError",
     "NormalizeConfig",
     "ParquetError",
+    "PhaseConfig",
+    "RepeatFilterConfig",
     "Report",
     "ShardforgeError",
     "SketchConfig",
+    "SourceConfig",
     "TextsResult",
     "TokenizeConfig",
     "TokenizeReport",

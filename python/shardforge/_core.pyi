@@ -1,6 +1,6 @@
 # Stub of the native module (rust/python). Checked against the module by `mypy.stubtest`.
 from collections.abc import Callable
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +13,7 @@ __all__ = [
     "MalformedRecordError",
     "NoInputError",
     "ParquetError",
+    "SampleIndex",
     "ShardforgeError",
     "TokenizerError",
     "TruncatedInputError",
@@ -109,3 +110,17 @@ class EvalIndex:
         self, texts: list[str]
     ) -> tuple[list[int], list[int], list[int], list[int], list[int], list[str]]: ...
     def cut(self, texts: list[str]) -> list[list[str]]: ...
+
+@final
+class SampleIndex:
+    def __new__(
+        cls,
+        spec_json: str,
+        docs: list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64], npt.NDArray[np.uint32]]],
+    ) -> SampleIndex: ...
+    @property
+    def end(self) -> int | None: ...
+    def plan(self) -> str: ...
+    def phase(self, k: int) -> int: ...
+    def pieces(self, k: int) -> tuple[int, int, list[tuple[int, int, int]]]: ...
+    def batch(self, first: int, count: int) -> dict[str, npt.NDArray[Any]]: ...

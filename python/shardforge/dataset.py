@@ -4,6 +4,7 @@ zero-copy NumPy views of any document's tokens from the memory-mapped shards."""
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -41,8 +42,11 @@ class Dataset:
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
         manifest_path = self.path / "manifest.json"
+        raw = manifest_path.read_bytes()
+        # Identifies the dataset's content: the manifest holds every file's checksum.
+        self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
         try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+            self.manifest: dict[str, Any] = json.loads(raw)
         except json.JSONDecodeError as e:
             raise _core.CorruptDatasetError(f"{manifest_path}: corrupt: not JSON: {e}") from e
         if self.manifest.get("format") != "shardforge.tokens":

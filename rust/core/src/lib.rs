@@ -13,6 +13,7 @@ pub mod dedup;
 pub mod error;
 pub mod input;
 pub mod job;
+pub mod loader;
 pub mod lsh;
 pub mod minhash;
 pub mod normalize;

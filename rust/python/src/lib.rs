@@ -19,6 +19,7 @@ mod _core {
     use shardforge_core::decontam;
     use shardforge_core::dedup as core_dedup;
     use shardforge_core::dedup::{Control, DedupConfig};
+    use shardforge_core::loader;
     use shardforge_core::lsh::{LshParams, band_hashes, optimal_params};
     use shardforge_core::sketch::{SketchConfig, Sketcher};
     use shardforge_core::tokenize as core_tokenize;
@@ -280,6 +281,104 @@ mod _core {
             .detach(|| core_tokenize::verify::verify(&path))
             .map_err(to_pyerr)?;
         Ok(to_json(&report))
+    }
+
+    /// The loader's sample index: global sample number → training arrays.
+    #[pyclass(frozen, module = "shardforge._core")]
+    struct SampleIndex {
+        inner: loader::SampleIndex,
+    }
+
+    /// One source's selected documents: shard number, token offset and length of each.
+    type DocColumns<'py> = (
+        PyReadonlyArray1<'py, u32>,
+        PyReadonlyArray1<'py, u64>,
+        PyReadonlyArray1<'py, u32>,
+    );
+
+    #[pymethods]
+    impl SampleIndex {
+        /// Build from a `LoaderSpec` (JSON) and one `DocColumns` per source.
+        #[new]
+        fn new(py: Python<'_>, spec_json: &str, docs: Vec<DocColumns<'_>>) -> PyResult<Self> {
+            let spec: loader::LoaderSpec = parse(spec_json)?;
+            let docs: Vec<loader::Docs> = docs
+                .iter()
+                .map(|(shard, offset, len)| loader::Docs {
+                    shard: shard.as_array().to_vec(),
+                    offset: offset.as_array().to_vec(),
+                    len: len.as_array().to_vec(),
+                })
+                .collect();
+            for d in &docs {
+                if d.shard.len() != d.offset.len() || d.shard.len() != d.len.len() {
+                    return Err(to_pyerr(Error::Config(
+                        "document columns differ in length".into(),
+                    )));
+                }
+            }
+            let inner = py
+                .detach(|| loader::SampleIndex::new(spec, docs))
+                .map_err(to_pyerr)?;
+            Ok(Self { inner })
+        }
+
+        /// Global samples available (`None`: endless).
+        #[getter]
+        fn end(&self) -> Option<u64> {
+            self.inner.end()
+        }
+
+        /// Per-source samples, epochs and packing statistics, as JSON.
+        fn plan(&self) -> String {
+            to_json(&self.inner.plan())
+        }
+
+        /// Curriculum phase of global sample `k`.
+        fn phase(&self, k: u64) -> usize {
+            self.inner.phase(k)
+        }
+
+        /// `(source, index in the source's stream, [(document, start, length), ...])` of sample `k`.
+        fn pieces(&self, k: u64) -> (usize, u64, Vec<(u32, u32, u32)>) {
+            let mut out = Vec::new();
+            let (s, local) = self.inner.pieces(k, &mut out);
+            (
+                s,
+                local,
+                out.iter().map(|p| (p.doc, p.start, p.len)).collect(),
+            )
+        }
+
+        /// Global samples `first..first + count` as a dict of arrays: `input_ids`, `labels`,
+        /// `position_ids` (count × `seq_len`, int64), `cu_seqlens` (int32), `source` (int64) and
+        /// `filtered` (bool).
+        fn batch<'py>(
+            &self,
+            py: Python<'py>,
+            first: u64,
+            count: usize,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let b = py
+                .detach(|| self.inner.batch(first, count))
+                .map_err(to_pyerr)?;
+            let l = self.inner.spec().seq_len as usize;
+            let d = PyDict::new(py);
+            d.set_item(
+                "input_ids",
+                b.input_ids.into_pyarray(py).reshape([count, l])?,
+            )?;
+            d.set_item("labels", b.labels.into_pyarray(py).reshape([count, l])?)?;
+            d.set_item(
+                "position_ids",
+                b.position_ids.into_pyarray(py).reshape([count, l])?,
+            )?;
+            d.set_item("cu_seqlens", b.cu_seqlens.into_pyarray(py))?;
+            let source: Vec<i64> = b.source.iter().map(|&s| i64::from(s)).collect();
+            d.set_item("source", source.into_pyarray(py))?;
+            d.set_item("filtered", b.filtered.into_pyarray(py))?;
+            Ok(d)
+        }
     }
 
     type TokensAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
