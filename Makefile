@@ -62,6 +62,7 @@ bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the benc
 	$(PY) bench/dedup.py
 	$(PY) bench/tokenization.py
 	$(PY) bench/decontam.py
+	$(PY) bench/loader.py
 
 clean:
 	rm -rf $(VENV) target demo bench/out

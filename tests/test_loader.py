@@ -5,6 +5,7 @@ training starts."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -335,3 +336,26 @@ def test_bad_data_fails_before_training(data: Path, tmp_path: Path) -> None:
         Loader(config(data, tmp_path, weights={"code": 1, "prose": 0.01, "short": 1}))
     with pytest.raises(shardforge.CorruptDatasetError, match="no manifest"):
         Loader(only(tmp_path / "nowhere"))
+
+
+def test_plan_command_checks_a_config_file(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shardforge.cli import main
+
+    cfg = config(data, tmp_path, packing="best_fit")
+    (tmp_path / "loader.json").write_text(json.dumps(cfg))
+    assert main(["plan", str(tmp_path / "loader.json")]) == 0
+    out = capsys.readouterr().out
+    assert "320 samples" in out and "best_fit" in out
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["code", "prose", "short"]
+    assert main(["plan", str(tmp_path / "loader.json"), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["samples"] == 320 and 0 < plan["sources"][0]["packing"]["padding_fraction"] < 0.5
+    cfg["sources"][0]["where"] = "quality > 5"
+    (tmp_path / "bad.json").write_text(json.dumps(cfg))
+    assert main(["plan", str(tmp_path / "bad.json")]) == 2
+    assert "source 'code'" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{not json")
+    assert main(["plan", str(tmp_path / "broken.json")]) == 2
+    assert "broken.json:1: not JSON" in capsys.readouterr().err

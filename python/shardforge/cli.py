@@ -284,6 +284,47 @@ def _run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="check a loader config and show what the run will read",
+        description="Open every dataset of a loader config (.json or .toml), run all the checks the "
+        "trainer's loader runs (tokenizers, shard files, checksums, selections, epoch bounds), and print "
+        "per source the documents, samples, epochs, split documents and padding.",
+    )
+    p.add_argument("config", help="loader config file")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from shardforge.loader import Loader
+    from shardforge.loader_config import load_loader_config
+
+    cfg = load_loader_config(args.config)
+    loader = Loader(cfg)
+    plan = loader.plan
+    if args.json:
+        print(json.dumps(plan, indent=2))
+        return 0
+    total = plan["samples"]
+    run = "endless" if total is None else f"{total:,} samples, {total * cfg.seq_len:,} tokens"
+    print(f"{run}; {cfg.packing} packing, seq_len {cfg.seq_len}, fingerprint {loader.fingerprint}")
+    head = ["documents", "tokens", "samples/epoch", "epochs", "split", "padding"]
+    widths = [10, 14, 14, 7, 7, 8]
+    print(f"{'source':<16} " + " ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
+    for s in plan["sources"]:
+        pk = s["packing"]
+        epochs = "-" if s["epochs"] is None else f"{s['epochs']:.2f}"
+        print(
+            f"{s['name']:<16} {pk['documents']:>10,} {pk['tokens']:>14,} {pk['samples_per_epoch']:>14,} "
+            f"{epochs:>7} {pk['truncated_fraction']:>7.1%} {pk['padding_fraction']:>8.1%}"
+        )
+    return 0
+
+
 def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify",
@@ -452,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tokenizer(sub)
     _add_stats(sub)
     _add_query(sub)
+    _add_plan(sub)
     _add_verify(sub)
     _add_export(sub)
     return parser

@@ -79,6 +79,10 @@ class Loader:
         self._index = _core.SampleIndex(self._spec, self._docs)
         self.plan: dict[str, Any] = json.loads(self._index.plan())
         for s in self.plan["sources"]:
+            p = s["packing"]
+            p["truncated_fraction"] = p["truncated_documents"] / max(1, p["documents"])
+            p["padding_fraction"] = p["padding_tokens"] / max(1, p["samples_per_epoch"] * (cfg.seq_len + 1))
+        for s in self.plan["sources"]:
             if s["epochs"] is not None and s["epochs"] > EPOCH_WARNING:
                 warnings.warn(
                     f"source '{s['name']}' is read for {s['epochs']:.1f} epochs (more than "

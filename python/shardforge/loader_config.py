@@ -96,3 +96,23 @@ class LoaderConfig:
         repeat = RepeatFilterConfig(**rf) if isinstance(rf, Mapping) else RepeatFilterConfig() if rf else None
         rest = {k: v for k, v in d.items() if k not in {"sources", "phases", "weights", "repeat_filter"}}
         return LoaderConfig(sources=sources, phases=phases, repeat_filter=repeat, **rest)
+
+
+def load_loader_config(path: str | os.PathLike[str]) -> LoaderConfig:
+    """A loader config from a `.json` or `.toml` file."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if str(path).endswith(".toml"):
+        try:
+            import tomllib
+        except ImportError as e:  # Python 3.10
+            raise ConfigError(f"{path}: reading TOML needs Python 3.11; use JSON") from e
+        data = tomllib.loads(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{e.lineno}: not JSON: {e.msg}") from e
+    return LoaderConfig.from_dict(data)
