@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import random
 import sysconfig
 from collections import defaultdict
@@ -12,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+
+# Triton kernels run on CPU under Triton's interpreter, which is chosen when triton is first
+# imported. `TRITON_INTERPRET=0 pytest` runs them on a GPU instead.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def real_documents(limit: int, seed: int = 0) -> list[str]:

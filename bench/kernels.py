@@ -1,0 +1,283 @@
+"""The trainer's Triton kernels against eager PyTorch, `torch.compile` and Liger-Kernel, forward and
+backward, at realistic sizes (hidden 4096, SwiGLU width 14336, 32/8 heads of 128, vocab 128256,
+8192 tokens per step, bf16). Median time over CUDA events and peak memory above the inputs; each
+run appends its rows to bench/out/kernels.csv with the device, versions and date.
+
+    python bench/kernels.py            # on a GPU
+    python bench/kernels.py --dry-run  # tiny sizes on CPU under TRITON_INTERPRET=1: checks the script
+
+RMSNorm and SwiGLU are also compared with the memory-bandwidth floor: the bytes each pass must move
+once, over the device's measured copy bandwidth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Sizes:
+    tokens: int
+    hidden: int
+    inter: int
+    q_heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+
+
+REAL = Sizes(8192, 4096, 14336, 32, 8, 128, 128256)
+TINY = Sizes(64, 96, 160, 4, 2, 16, 1000)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU (interpreter)")
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    if args.dry_run:
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    import torch
+
+    if not args.dry_run and not torch.cuda.is_available():
+        sys.exit("bench/kernels.py times GPU kernels: run it on a GPU (or --dry-run to check it on CPU)")
+    bench = Bench(torch, TINY if args.dry_run else REAL, args.repeats if not args.dry_run else 2)
+    rows = bench.run_all()
+    out = HERE / "out" / ("kernels-dry-run.csv" if args.dry_run else "kernels.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = not out.exists()
+    with out.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+    print(f"\nappended {len(rows)} rows to {out}")
+
+
+class Bench:
+    def __init__(self, torch: Any, sizes: Sizes, repeats: int) -> None:
+        self.torch, self.s, self.repeats = torch, sizes, repeats
+        self.cuda = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
+        self.device = "cuda" if self.cuda else "cpu"
+        self.dtype = torch.bfloat16 if self.cuda else torch.float32
+        try:
+            import liger_kernel.transformers.functional as liger
+
+            self.liger: Any = liger
+        except ImportError:
+            self.liger = None
+        self.meta = {
+            "date": datetime.date.today().isoformat(),
+            "device": torch.cuda.get_device_name() if self.cuda else "cpu (interpreter)",
+            "torch": torch.__version__,
+            "triton": _version("triton"),
+            "liger": _version("liger_kernel"),
+        }
+        self.copy_gbps = self.copy_bandwidth() if self.cuda else float("nan")
+
+    def copy_bandwidth(self) -> float:
+        """Device memory bandwidth (GB/s) of a large copy: bytes read + written over time."""
+        t = self.torch
+        a = t.empty(1 << 28, dtype=t.float32, device="cuda")
+        b = t.empty_like(a)
+        ms = self.median_ms(lambda: b.copy_(a))
+        return float(2 * a.numel() * 4 / (ms * 1e-3) / 1e9)
+
+    def median_ms(self, fn: Callable[[], Any]) -> float:
+        t = self.torch
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(self.repeats):
+            if self.cuda:
+                start, end = t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                t.cuda.synchronize()
+                times.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+        return float(statistics.median(times))
+
+    def measure(
+        self,
+        op: str,
+        impl: str,
+        make_inputs: Callable[[], list[Any]],
+        fwd: Callable[..., Any],
+        floor_bytes: tuple[int, int],
+    ) -> dict[str, Any]:
+        """Forward time, forward + backward time, and peak memory of one implementation."""
+        t = self.torch
+        try:
+            inputs = make_inputs()
+
+            def run_fwd() -> Any:
+                return fwd(*inputs)
+
+            def run_both() -> None:
+                out = fwd(*inputs)
+                loss = out if out.dim() == 0 else out.float().square().mean()
+                leaves = [x for x in inputs if isinstance(x, t.Tensor) and x.requires_grad]
+                t.autograd.grad(loss, leaves)
+
+            with t.no_grad():
+                fwd_ms = self.median_ms(run_fwd)
+            both_ms = self.median_ms(run_both)
+            peak = float("nan")
+            if self.cuda:
+                t.cuda.synchronize()
+                base = t.cuda.memory_allocated()
+                t.cuda.reset_peak_memory_stats()
+                run_both()
+                t.cuda.synchronize()
+                peak = (t.cuda.max_memory_allocated() - base) / 2**20
+            note = ""
+        except Exception as e:  # a peer without this op, or an API change: recorded, not fatal
+            fwd_ms = both_ms = peak = float("nan")
+            note = f"{type(e).__name__}: {str(e)[:80]}"
+        fb, bb = floor_bytes
+        floor_fwd = fb / (self.copy_gbps * 1e9) * 1e3 if fb else float("nan")
+        floor_both = (fb + bb) / (self.copy_gbps * 1e9) * 1e3 if fb else float("nan")
+        row = {
+            **self.meta,
+            "op": op,
+            "impl": impl,
+            "fwd_ms": round(fwd_ms, 4),
+            "fwd_bwd_ms": round(both_ms, 4),
+            "peak_mib": round(peak, 1),
+            "floor_fwd_ms": round(floor_fwd, 4),
+            "floor_fwd_bwd_ms": round(floor_both, 4),
+            "copy_gbps": round(self.copy_gbps, 1),
+            "note": note,
+        }
+        frac = floor_both / both_ms if both_ms == both_ms and floor_both == floor_both else float("nan")
+        print(
+            f"{op:22s} {impl:18s} fwd {fwd_ms:9.3f} ms  fwd+bwd {both_ms:9.3f} ms  peak {peak:9.1f} MiB"
+            + (f"  {frac:5.1%} of bandwidth floor" if frac == frac else "")
+            + (f"  ({note})" if note else "")
+        )
+        return row
+
+    def run_all(self) -> list[dict[str, Any]]:
+        t, s, dev, dt = self.torch, self.s, self.device, self.dtype
+        from shardforge import kernels as sk
+        from shardforge.kernels import reference as ref
+
+        compiled = {
+            "rms_norm": t.compile(ref.rms_norm),
+            "swiglu": t.compile(ref.swiglu),
+            "rope": t.compile(ref.rope),
+            "ce": t.compile(ref.linear_cross_entropy),
+        }
+        e = t.tensor([], dtype=dt).element_size()
+        rows: list[dict[str, Any]] = []
+        print(f"{self.meta}  copy bandwidth {self.copy_gbps:.0f} GB/s")
+
+        def leaf(*shape: int, scale: float = 1.0) -> Any:
+            return (t.randn(*shape, device=dev, dtype=dt) * scale).requires_grad_()
+
+        # RMSNorm: forward reads x, writes y; backward reads dy and x, writes dx (weights are noise).
+        n, h = s.tokens, s.hidden
+        rms_in = lambda: [leaf(n, h), leaf(h)]  # noqa: E731
+        rms_bytes = (2 * n * h * e, 3 * n * h * e)
+        impls: list[tuple[str, Callable[..., Any]]] = [
+            ("shardforge", lambda x, w: sk.rms_norm(x, w, 1e-6)),
+            ("eager", lambda x, w: ref.rms_norm(x, w, 1e-6)),
+            ("torch.compile", lambda x, w: compiled["rms_norm"](x, w, 1e-6)),
+        ]
+        if self.liger:
+            impls.append(("liger", lambda x, w: self.liger.liger_rms_norm(x, w, 1e-6)))
+        rows += [self.measure("rms_norm", name, rms_in, f, rms_bytes) for name, f in impls]
+
+        # SwiGLU: forward reads gate and up, writes out; backward reads dout, gate, up, writes two.
+        i = s.inter
+        glu_in = lambda: [leaf(n, i), leaf(n, i)]  # noqa: E731
+        glu_bytes = (3 * n * i * e, 5 * n * i * e)
+        impls = [
+            ("shardforge", sk.swiglu),
+            ("eager", ref.swiglu),
+            ("torch.compile", compiled["swiglu"]),
+        ]
+        if self.liger:
+            impls.append(("liger", self.liger.liger_swiglu))
+        rows += [self.measure("swiglu", name, glu_in, f, glu_bytes) for name, f in impls]
+
+        # RoPE on q and k (batch 1, 8192 positions restarting every 1024 tokens).
+        hq, hk, d = s.q_heads, s.kv_heads, s.head_dim
+        pos = (t.arange(n, device=dev) % 1024)[None]
+        cos, sin = sk.rope_cos_sin(pos, d, 500000.0)
+
+        def rope_in() -> list[Any]:
+            return [leaf(1, n, hq, d), leaf(1, n, hk, d)]
+
+        def ours(q: Any, k: Any) -> Any:
+            qo, ko = sk.apply_rope(q * 1, k * 1, cos, sin)
+            return t.cat([qo.flatten(), ko.flatten()])
+
+        def eager(q: Any, k: Any, fn: Callable[..., Any] = ref.rope) -> Any:
+            qo, ko = fn(q, k, cos, sin)
+            return t.cat([qo.flatten(), ko.flatten()])
+
+        impls = [
+            ("shardforge", ours),
+            ("eager", eager),
+            ("torch.compile", lambda q, k: eager(q, k, compiled["rope"])),
+        ]
+        if self.liger:
+            full_cos, full_sin = t.cat([cos, cos], -1).to(dt), t.cat([sin, sin], -1).to(dt)
+
+            def liger_rope(q: Any, k: Any) -> Any:
+                qo, ko = self.liger.liger_rope(q.transpose(1, 2), k.transpose(1, 2), full_cos, full_sin)
+                return t.cat([qo.flatten(), ko.flatten()])
+
+            impls.append(("liger", liger_rope))
+        rows += [self.measure("rope", name, rope_in, f, (0, 0)) for name, f in impls]
+
+        # LM head + cross-entropy.
+        v = s.vocab
+        labels = t.randint(0, v, (n,), device=dev)
+
+        def ce_in() -> list[Any]:
+            return [leaf(n, h), leaf(v, h, scale=h**-0.5)]
+
+        def unfused(x: Any, w: Any) -> Any:
+            return t.nn.functional.cross_entropy((x @ w.T).float(), labels)
+
+        impls = [
+            ("shardforge", lambda x, w: sk.fused_linear_cross_entropy(x, w, labels)),
+            ("eager unfused", unfused),
+            ("torch.compile", t.compile(unfused)),
+        ]
+        if self.liger:
+            impls.append(("liger", lambda x, w: self.liger.liger_fused_linear_cross_entropy(x, w, labels)))
+        rows += [self.measure("linear_cross_entropy", name, ce_in, f, (0, 0)) for name, f in impls]
+        return rows
+
+
+def _version(mod: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(mod.replace("_", "-"))
+    except Exception:
+        return "-"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Fused LM head + cross-entropy. The rows are processed in chunks: for each chunk the logits are
+computed, the loss kernel turns them in place into their gradient, and that gradient is
+multiplied straight into `d hidden` and `d weight`. The full `tokens x vocab` logits never exist;
+peak extra memory is one chunk of logits. The gradients are computed in the forward (the loss is a
+scalar), and the backward only scales them by the incoming gradient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from shardforge.kernels import _common
+
+if _common.HAS_TRITON:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _ce_grad_kernel(
+        LOGITS, stride, LABELS, LOSS, n_cols, ignore_index, scale, smoothing, z_loss,
+        BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        row = tl.program_id(0).to(tl.int64)
+        ptr = LOGITS + row * stride
+        y = tl.load(LABELS + row).to(tl.int64)
+        valid = y != ignore_index
+        cols = tl.arange(0, BLOCK)
+        # Pass 1: online max and sum of exponentials (and the sum of logits for smoothing).
+        m = -float("inf")
+        s = 0.0
+        total = 0.0
+        for off in range(0, n_cols, BLOCK):
+            mask = off + cols < n_cols
+            x = tl.load(ptr + off + cols, mask=mask, other=-float("inf")).to(tl.float32)
+            m_new = tl.maximum(m, tl.max(x, axis=0))
+            s = s * tl.exp(m - m_new) + tl.sum(tl.exp(x - m_new), axis=0)
+            m = m_new
+            total += tl.sum(tl.where(mask, x, 0.0), axis=0)
+        lse = m + tl.log(s)
+        x_y = tl.load(ptr + y, mask=valid, other=0.0).to(tl.float32)
+        loss = (1.0 - smoothing) * (lse - x_y) + smoothing * (lse - total / n_cols) + z_loss * lse * lse
+        scale = tl.where(valid, scale, 0.0)
+        tl.store(LOSS + row, loss * scale)
+        # Pass 2: d loss / d logit_j = p_j (1 + 2 z lse) - (1 - smoothing) [j = y] - smoothing / V.
+        for off in range(0, n_cols, BLOCK):
+            idx = off + cols
+            mask = idx < n_cols
+            x = tl.load(ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            g = tl.exp(x - lse) * (1.0 + 2.0 * z_loss * lse) - smoothing / n_cols
+            g = tl.where(idx == y, g - (1.0 - smoothing), g)
+            tl.store(ptr + idx, (g * scale).to(LOGITS.dtype.element_ty), mask=mask)
+
+
+def _ce_grad_torch(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int,
+    scale: float,
+    smoothing: float,
+    z_loss: float,
+) -> torch.Tensor:
+    """The loss kernel's work in PyTorch (the fallback): per-row losses, logits → gradient in place."""
+    x = logits.float()
+    lse = torch.logsumexp(x, dim=-1)
+    valid = labels != ignore_index
+    safe = torch.where(valid, labels, 0)
+    x_y = x.gather(1, safe[:, None])[:, 0]
+    n = x.shape[1]
+    loss = (1 - smoothing) * (lse - x_y) + smoothing * (lse - x.sum(-1) / n) + z_loss * lse * lse
+    w = valid.float() * scale
+    g = torch.exp(x - lse[:, None]) * (1 + 2 * z_loss * lse[:, None]) - smoothing / n
+    g.scatter_add_(1, safe[:, None], torch.full_like(x_y, -(1 - smoothing))[:, None])
+    logits.copy_(g * w[:, None])
+    return loss * w
+
+
+def default_chunk_rows(rows: int, hidden: int, vocab: int) -> int:
+    """Rows per chunk so that a chunk of logits is about the size of the hidden states (at least
+    1, a power of two)."""
+    target = max(1, rows * hidden // max(1, vocab))
+    return int(min(rows, 1 << max(0, target.bit_length() - 1)))
+
+
+class _FusedLinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        labels: torch.Tensor,
+        ignore_index: int,
+        label_smoothing: float,
+        z_loss: float,
+        chunk_rows: int | None,
+    ) -> torch.Tensor:
+        rows, dim = hidden.shape
+        vocab = weight.shape[0]
+        n_valid = int((labels != ignore_index).sum())
+        scale = 1.0 / max(1, n_valid)
+        triton_ok = _common.use_triton(hidden)
+        d_hidden = (
+            _common.empty(rows, dim, dtype=hidden.dtype, device=hidden.device)
+            if hidden.requires_grad
+            else None
+        )
+        d_weight = torch.zeros_like(weight) if weight.requires_grad else None
+        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        step = chunk_rows or default_chunk_rows(rows, dim, vocab)
+        for a in range(0, rows, step):
+            h = hidden[a : a + step]
+            y = labels[a : a + step]
+            logits = h @ weight.T  # becomes its own gradient below
+            if triton_ok:
+                per_row = _common.empty(len(h), dtype=torch.float32, device=hidden.device)
+                block = _common.block_for(vocab, cap=32768 if hidden.is_cuda else 4096)
+                _ce_grad_kernel[(len(h),)](
+                    logits, logits.stride(0), y, per_row, vocab, ignore_index, scale, label_smoothing, z_loss,
+                    BLOCK=block, num_warps=_common.warps_for(block),
+                )  # fmt: skip
+            else:
+                per_row = _ce_grad_torch(logits, y, ignore_index, scale, label_smoothing, z_loss)
+            loss += per_row.sum()
+            if d_hidden is not None:
+                torch.mm(logits, weight, out=d_hidden[a : a + step])
+            if d_weight is not None:
+                d_weight.addmm_(logits.T, h)
+        ctx.save_for_backward(d_hidden, d_weight)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        d_hidden, d_weight = ctx.saved_tensors
+        if grad.item() != 1.0:  # the usual case (loss.backward()) skips two full passes
+            d_hidden = d_hidden * grad if d_hidden is not None else None
+            d_weight = d_weight * grad if d_weight is not None else None
+        return d_hidden, d_weight, None, None, None, None, None
+
+
+def fused_linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    chunk_rows: int | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of `hidden @ weight.T` against `labels` (tokens whose label is
+    `ignore_index` count for nothing), plus `z_loss * logsumexp^2`, without materialising the
+    logits. `hidden`: (..., dim); `labels`: (...). On CPU without the Triton interpreter the
+    per-chunk loss runs in PyTorch, still chunked."""
+    h = hidden.reshape(-1, hidden.shape[-1])
+    y = labels.reshape(-1)
+    if h.shape[0] != y.shape[0]:
+        raise ValueError(f"{h.shape[0]} rows of hidden states for {y.shape[0]} labels")
+    return _FusedLinearCrossEntropy.apply(  # type: ignore[no-any-return]
+        h, weight, y, ignore_index, label_smoothing, z_loss, chunk_rows
+    )

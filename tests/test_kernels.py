@@ -1,0 +1,237 @@
+"""Every Triton kernel, forward and backward, against a float64 PyTorch reference, run on CPU by
+Triton's interpreter. The shapes are odd on purpose: non-power-of-two widths, a single row, long
+rows. Inputs are fresh random values each run (the seed is in every failure message). Every output
+buffer is filled with NaN before the launch, so an element a kernel forgets to write fails."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("triton")  # conftest.py has set TRITON_INTERPRET=1 unless told otherwise
+
+import torch
+
+from shardforge.kernels import (
+    _common,
+    apply_rope,
+    fused_linear_cross_entropy,
+    reference,
+    rms_norm,
+    rope_cos_sin,
+    swiglu,
+)
+from shardforge.kernels import cross_entropy as ce
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available(),
+    reason="needs a GPU or TRITON_INTERPRET=1",
+)
+DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+TOL = {torch.float32: dict(atol=1e-5, rtol=1e-4), torch.float16: dict(atol=2e-2, rtol=2e-2)}
+DTYPES = [torch.float32, torch.float16]
+
+
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """NaN-filled outputs, and a fresh seed per test (reported on failure)."""
+
+    def nan_empty(*shape: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+    monkeypatch.setattr(_common, "empty", nan_empty)
+    seed = random.randrange(2**31)
+    torch.manual_seed(seed)
+    yield seed
+
+
+def close(
+    got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, what: str, seed: int, scale: float = 1
+) -> None:
+    tol = TOL[dtype]
+    assert not torch.isnan(got).any(), f"{what}: unwritten (NaN) elements, seed {seed}"
+    torch.testing.assert_close(
+        got.double(),
+        want.double(),
+        atol=tol["atol"] * scale,
+        rtol=tol["rtol"] * scale,
+        msg=lambda m: f"{what}, seed {seed}: {m}",
+    )
+
+
+def leaf(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t.to(DEVICE, dtype, copy=True).requires_grad_()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 7), (3, 5, 130), (4, 1000), (2, 8195)])
+def test_rms_norm(shape: tuple[int, ...], dtype: torch.dtype, poisoned_outputs: int) -> None:
+    seed = poisoned_outputs
+    x0, w0 = torch.randn(shape) * 3, torch.rand(shape[-1]) + 0.5
+    dy = torch.randn(shape)
+    x, w = leaf(x0, dtype), leaf(w0, dtype)
+    y = rms_norm(x, w, 1e-6)
+    torch.autograd.backward(y, dy.to(DEVICE, dtype))
+    xr, wr = x0.double().requires_grad_(), w0.double().requires_grad_()
+    yr = reference.rms_norm(xr, wr, 1e-6)
+    torch.autograd.backward(yr, dy.double())
+    assert y.dtype == dtype and y.shape == x.shape
+    close(y, yr, dtype, "y", seed)
+    assert x.grad is not None and w.grad is not None and xr.grad is not None and wr.grad is not None
+    close(x.grad, xr.grad, dtype, "dx", seed, scale=2)
+    # dw sums over every row: its error grows with the row count.
+    close(w.grad, wr.grad, dtype, "dw", seed, scale=10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (3, 257), (2, 5, 1000)])
+def test_swiglu(shape: tuple[int, ...], dtype: torch.dtype, poisoned_outputs: int) -> None:
+    seed = poisoned_outputs
+    g0, u0, do = torch.randn(shape) * 4, torch.randn(shape), torch.randn(shape)
+    g, u = leaf(g0, dtype), leaf(u0, dtype)
+    out = swiglu(g, u)
+    torch.autograd.backward(out, do.to(DEVICE, dtype))
+    gr, ur = g0.double().requires_grad_(), u0.double().requires_grad_()
+    outr = reference.swiglu(gr, ur)
+    torch.autograd.backward(outr, do.double())
+    close(out, outr, dtype, "out", seed)
+    assert g.grad is not None and u.grad is not None and gr.grad is not None and ur.grad is not None
+    close(g.grad, gr.grad, dtype, "d gate", seed)
+    close(u.grad, ur.grad, dtype, "d up", seed)
+
+
+def document_positions(batch: int, seq: int) -> torch.Tensor:
+    """Position ids that restart at random document boundaries (as the loader's do)."""
+    rows = []
+    for _ in range(batch):
+        pos, p = [], random.randrange(0, 50)
+        for _ in range(seq):
+            pos.append(p)
+            p = 0 if random.random() < 0.1 else p + 1
+        rows.append(pos)
+    return torch.tensor(rows)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("b", "s", "hq", "hk", "d"), [(1, 1, 1, 1, 2), (2, 7, 6, 2, 80), (1, 33, 4, 4, 128), (3, 5, 5, 1, 6)]
+)
+def test_rope(b: int, s: int, hq: int, hk: int, d: int, dtype: torch.dtype, poisoned_outputs: int) -> None:
+    seed = poisoned_outputs
+    pos = document_positions(b, s) + 1  # never position 0 only: there the rotation is the identity
+    cos, sin = rope_cos_sin(pos, d, base=10000.0)
+    q0, k0 = torch.randn(b, s, hq, d), torch.randn(b, s, hk, d)
+    dq, dk = torch.randn(b, s, hq, d), torch.randn(b, s, hk, d)
+    q, k = leaf(q0, dtype), leaf(k0, dtype)
+    qo, ko = apply_rope(q * 1, k * 1, cos.to(DEVICE), sin.to(DEVICE))  # `* 1`: in place on a non-leaf
+    torch.autograd.backward((qo * dq.to(DEVICE, dtype)).sum() + (ko * dk.to(DEVICE, dtype)).sum())
+    qr, kr = q0.double().requires_grad_(), k0.double().requires_grad_()
+    qro, kro = reference.rope(qr, kr, cos.double(), sin.double())
+    torch.autograd.backward((qro * dq.double()).sum() + (kro * dk.double()).sum())
+    close(qo, qro, dtype, "q", seed)
+    close(ko, kro, dtype, "k", seed)
+    assert q.grad is not None and k.grad is not None and qr.grad is not None and kr.grad is not None
+    close(q.grad, qr.grad, dtype, "dq", seed)
+    close(k.grad, kr.grad, dtype, "dk", seed)
+
+
+def test_rope_matches_the_usual_rotate_half_formula(poisoned_outputs: int) -> None:
+    """Outside check of the layout: HF Llama's `q * cos + rotate_half(q) * sin` with full-width tables."""
+    pos = document_positions(2, 9)
+    cos, sin = rope_cos_sin(pos, 16, base=500000.0)
+    q, k = torch.randn(2, 9, 3, 16), torch.randn(2, 9, 1, 16)
+    qo, ko = apply_rope(q.clone(), k.clone(), cos, sin)
+    c, s = torch.cat([cos, cos], -1)[:, :, None], torch.cat([sin, sin], -1)[:, :, None]
+
+    def rotate_half(x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, -1)
+        return torch.cat([-x2, x1], -1)
+
+    close(qo, q * c + rotate_half(q) * s, torch.float32, "q", poisoned_outputs)
+    close(ko, k * c + rotate_half(k) * s, torch.float32, "k", poisoned_outputs)
+
+
+CE_CASES = [
+    # rows, dim, vocab, chunk rows, label smoothing, z-loss
+    (1, 16, 100, None, 0.0, 0.0),
+    (37, 33, 1001, 8, 0.0, 0.0),
+    (64, 24, 5000, None, 0.1, 0.0),
+    (19, 40, 777, 5, 0.0, 1e-3),
+]
+
+
+def ce_inputs(rows: int, dim: int, vocab: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    h = torch.randn(rows, dim)
+    w = torch.randn(vocab, dim) / dim**0.5
+    y = torch.randint(0, vocab, (rows,))
+    y[torch.rand(rows) < 0.2] = -100
+    if rows > 1:
+        y[0] = -100
+    y[-1] = vocab - 1  # at least one label counts (and the last id is reachable)
+    return h, w, y
+
+
+@pytest.mark.parametrize("triton_path", [True, False], ids=["triton", "torch-fallback"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("rows", "dim", "vocab", "chunk", "smoothing", "z"), CE_CASES)
+def test_fused_linear_cross_entropy(
+    rows: int,
+    dim: int,
+    vocab: int,
+    chunk: int | None,
+    smoothing: float,
+    z: float,
+    dtype: torch.dtype,
+    triton_path: bool,
+    poisoned_outputs: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed = poisoned_outputs
+    if not triton_path:
+        monkeypatch.setattr(_common, "use_triton", lambda t: False)
+    h0, w0, y = ce_inputs(rows, dim, vocab)
+    h, w = leaf(h0, dtype), leaf(w0, dtype)
+    loss = fused_linear_cross_entropy(
+        h, w, y.to(DEVICE), label_smoothing=smoothing, z_loss=z, chunk_rows=chunk
+    )
+    torch.autograd.backward(loss * 3)  # a gradient other than 1 reaches the backward
+    hr, wr = h0.double().requires_grad_(), w0.double().requires_grad_()
+    lr = reference.linear_cross_entropy(hr, wr, y, label_smoothing=smoothing, z_loss=z)
+    torch.autograd.backward(lr * 3)
+    close(loss, lr, dtype, "loss", seed)
+    assert h.grad is not None and w.grad is not None and hr.grad is not None and wr.grad is not None
+    close(h.grad, hr.grad, dtype, "d hidden", seed, scale=2)
+    close(w.grad, wr.grad, dtype, "d weight", seed, scale=2)
+
+
+def test_cross_entropy_with_every_label_ignored_is_zero(poisoned_outputs: int) -> None:
+    h, w = leaf(torch.randn(5, 8), torch.float32), leaf(torch.randn(50, 8), torch.float32)
+    loss = fused_linear_cross_entropy(h, w, torch.full((5,), -100))
+    torch.autograd.backward(loss)
+    assert loss.item() == 0.0
+    assert h.grad is not None and w.grad is not None
+    assert not h.grad.any() and not w.grad.any()
+
+
+def test_cross_entropy_chunks_bound_the_logits(poisoned_outputs: int) -> None:
+    """The largest logits buffer the fused loss allocates is one chunk, not rows x vocab."""
+    sizes: list[int] = []
+    real_mm = torch.Tensor.__matmul__
+
+    def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        out = real_mm(a, b)
+        sizes.append(out.numel())
+        return out
+
+    h, w, y = ce_inputs(256, 32, 3000)
+    torch.Tensor.__matmul__ = spy  # type: ignore[method-assign,assignment]
+    try:
+        fused_linear_cross_entropy(leaf(h, torch.float32), leaf(w, torch.float32), y)
+    finally:
+        torch.Tensor.__matmul__ = real_mm  # type: ignore[method-assign]
+    chunk = ce.default_chunk_rows(256, 32, 3000)
+    assert sizes and max(sizes) == chunk * 3000 <= 256 * 3000 // 4
