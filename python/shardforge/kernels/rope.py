@@ -28,10 +28,8 @@ if _common.HAS_TRITON:
 
     @triton.jit
     def _rope_kernel(
-        Q, K, COS, SIN,
-        q_stride_tok, q_stride_head, k_stride_tok, k_stride_head, cs_stride_tok,
-        n_q_heads, n_k_heads, half,
-        INVERSE: tl.constexpr, BLOCK_QH: tl.constexpr, BLOCK_KH: tl.constexpr, BLOCK_D: tl.constexpr,
+        X, COS, SIN, stride_tok, stride_head, cs_stride_tok, n_heads, half,
+        INVERSE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
         tok = tl.program_id(0).to(tl.int64)
         d = tl.arange(0, BLOCK_D)
@@ -39,42 +37,36 @@ if _common.HAS_TRITON:
         sin = tl.load(SIN + tok * cs_stride_tok + d, mask=d < half, other=0.0).to(tl.float32)[None, :]
         if INVERSE:
             sin = -sin
-        _rope_rotate(Q + tok * q_stride_tok, q_stride_head, n_q_heads, cos, sin, d, half, BLOCK_QH)
-        _rope_rotate(K + tok * k_stride_tok, k_stride_head, n_k_heads, cos, sin, d, half, BLOCK_KH)
+        _rope_rotate(X + tok * stride_tok, stride_head, n_heads, cos, sin, d, half, BLOCK_H)
 
 
-def _launch(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, inverse: bool) -> None:
-    b, s, hq, d = q.shape
-    hk = k.shape[2]
-    q3, k3 = q.view(b * s, hq, d), k.view(b * s, hk, d)
+def _launch(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, inverse: bool) -> None:
+    b, s, h, d = x.shape
+    x3 = x.view(b * s, h, d)
     c2, s2 = cos.reshape(b * s, d // 2), sin.reshape(b * s, d // 2)
     _rope_kernel[(b * s,)](
-        q3, k3, c2, s2,
-        q3.stride(0), q3.stride(1), k3.stride(0), k3.stride(1), c2.stride(0),
-        hq, hk, d // 2,
-        INVERSE=inverse, BLOCK_QH=_common.block_for(hq), BLOCK_KH=_common.block_for(hk),
-        BLOCK_D=_common.block_for(d // 2),
+        x3, c2, s2, x3.stride(0), x3.stride(1), c2.stride(0), h, d // 2,
+        INVERSE=inverse, BLOCK_H=_common.block_for(h), BLOCK_D=_common.block_for(d // 2),
     )  # fmt: skip
 
 
 class _RoPE(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        ctx: Any, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        _launch(q, k, cos, sin, inverse=False)
-        ctx.mark_dirty(q, k)
-        ctx.save_for_backward(cos, sin)
-        return q, k
+    """One tensor per call: autograd allows an in-place Function on a view (q and k are views of
+    their projections) only when it returns a single tensor."""
 
     @staticmethod
-    def backward(
-        ctx: Any, dq: torch.Tensor, dk: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+    def forward(ctx: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        _launch(x, cos, sin, inverse=False)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(cos, sin)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, dx: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         cos, sin = ctx.saved_tensors
-        dq, dk = dq.contiguous(), dk.contiguous()
-        _launch(dq, dk, cos, sin, inverse=True)
-        return dq, dk, None, None
+        dx = dx.contiguous()
+        _launch(dx, cos, sin, inverse=True)
+        return dx, None, None
 
 
 def rope_cos_sin(
@@ -99,5 +91,6 @@ def apply_rope(
     if q.shape[-1] % 2 or q.shape[-1] != k.shape[-1] or cos.shape[-1] * 2 != q.shape[-1]:
         raise ValueError(f"head_dim mismatch: q {tuple(q.shape)}, k {tuple(k.shape)}, cos {tuple(cos.shape)}")
     if _common.use_triton(q):
-        return _RoPE.apply(q.contiguous(), k.contiguous(), cos.contiguous(), sin.contiguous())  # type: ignore[no-any-return]
+        cos, sin = cos.contiguous(), sin.contiguous()
+        return _RoPE.apply(q.contiguous(), cos, sin), _RoPE.apply(k.contiguous(), cos, sin)
     return reference.rope(q, k, cos, sin)
