@@ -325,6 +325,37 @@ def _run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the model on token datasets (resumes from the last checkpoint)",
+        description="Train a model from a JSON config: the TrainConfig fields, with `loader` a loader "
+        "config. Metrics go to OUT_DIR/metrics.jsonl, checkpoints to OUT_DIR/checkpoints; a rerun resumes.",
+    )
+    p.add_argument("config", help="train config file (.json)")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import json
+
+    from shardforge.trainer.train import TrainConfig, train
+
+    try:
+        with open(args.config, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise _core.ConfigError(f"{args.config}:{e.lineno}: not JSON: {e.msg}") from e
+    try:
+        cfg = TrainConfig(**data)
+    except TypeError as e:
+        raise _core.ConfigError(f"{args.config}: {e}") from e
+    last = train(cfg)
+    if last:
+        print(f"step {last['step']}: loss {last['loss']:.4f}; metrics in {cfg.out_dir}/metrics.jsonl")
+    return 0
+
+
 def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify",
@@ -494,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stats(sub)
     _add_query(sub)
     _add_plan(sub)
+    _add_train(sub)
     _add_verify(sub)
     _add_export(sub)
     return parser

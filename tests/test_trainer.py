@@ -5,7 +5,10 @@ reading real text through the loader."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,8 +19,10 @@ import torch
 import shardforge
 from conftest import real_documents, write_jsonl
 from shardforge.loader import Loader
-from shardforge.trainer import ModelConfig, Transformer, model_config
+from shardforge.trainer import ModelConfig, Transformer, checkpoint, model_config
 from shardforge.trainer.hf import export_hf, import_hf
+from shardforge.trainer.optim import lr_factor
+from shardforge.trainer.train import TrainConfig, train
 
 SMALL = ModelConfig(vocab_size=1000, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=96, max_seq_len=128)
 
@@ -111,3 +116,89 @@ def test_debug_model_trains_to_the_same_loss_with_kernels_on_and_off(
     assert off[-1] < off[0] - 0.5, f"the loss falls: {off}"
     for step, (a, b) in enumerate(zip(off, on, strict=True)):
         assert abs(a - b) <= 1e-3 * abs(a), f"step {step}: {a} without kernels, {b} with"
+
+
+def loop_config(dataset: Path, out: Path, **over: Any) -> TrainConfig:
+    base: dict[str, Any] = {
+        "loader": {
+            "seq_len": 32,
+            "batch_size": 4,
+            "sources": [{"name": "t", "datasets": [str(dataset)]}],
+            "cache_dir": str(out.parent / "cache"),
+        },
+        "out_dir": str(out),
+        "model_overrides": {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "ffn_dim": 96},
+        "steps": 12,
+        "warmup_steps": 3,
+        "checkpoint_every": 4,
+        "keep_checkpoints": 2,
+    }
+    return TrainConfig(**(base | over))
+
+
+def metrics(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_an_interrupted_run_resumes_bit_identically(tiny_dataset: Path, tmp_path: Path) -> None:
+    train(loop_config(tiny_dataset, tmp_path / "a"), quiet=True)
+    b = loop_config(tiny_dataset, tmp_path / "b")
+    train(b, stop_after=6, quiet=True)  # the last checkpoint is step 4: steps 5 and 6 are redone
+    assert [m["step"] for m in metrics(tmp_path / "b")] == list(range(1, 7))
+    train(b, quiet=True)
+    a_losses = [m["loss"] for m in metrics(tmp_path / "a")]
+    assert [m["loss"] for m in metrics(tmp_path / "b")] == a_losses
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "b" / "checkpoints")] == [
+        "step_00000008",
+        "step_00000012",
+    ]
+    assert a_losses[-1] < a_losses[0] - 0.3
+    m = metrics(tmp_path / "a")[-1]
+    assert m["tokens"] == 12 * 4 * 32 and set(m["grad_norm_groups"]) == {"decay", "no_decay"}
+
+
+def test_a_non_finite_loss_skips_the_step(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Transformer.loss
+    calls = {"n": 0}
+
+    def sometimes_nan(self: Transformer, *args: Any) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real(self, *args)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(Transformer, "loss", sometimes_nan)
+    train(loop_config(tiny_dataset, tmp_path / "n", steps=5), quiet=True)
+    ms = metrics(tmp_path / "n")
+    assert [m["skipped_this_step"] for m in ms] == [None, None, "non_finite", None, None]
+    assert ms[-1]["skipped"] == {"non_finite": 1, "grad_spike": 0}
+    assert all(math.isfinite(m["loss"]) for i, m in enumerate(ms) if i != 2)
+
+
+def test_learning_rate_schedules() -> None:
+    assert lr_factor(0, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, "cosine", 0.1) == pytest.approx(1.0)
+    assert lr_factor(99, 100, 10, "cosine", 0.1) == pytest.approx(0.1, abs=1e-3)
+    assert lr_factor(55, 100, 10, "wsd", 0.0, decay_fraction=0.2) == 1.0
+    assert lr_factor(90, 100, 10, "wsd", 0.0, decay_fraction=0.2) == pytest.approx(0.5)
+
+
+def test_train_command_runs_and_resumes(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import asdict
+
+    from shardforge.cli import main
+
+    cfg = asdict(loop_config(tiny_dataset, tmp_path / "cli", steps=4, checkpoint_every=2))
+    (tmp_path / "train.json").write_text(json.dumps(cfg))
+    assert main(["train", str(tmp_path / "train.json")]) == 0
+    assert "step 4: loss" in capsys.readouterr().out
+    cfg["steps"] = 6
+    (tmp_path / "train.json").write_text(json.dumps(cfg))
+    assert main(["train", str(tmp_path / "train.json")]) == 0
+    assert [m["step"] for m in metrics(tmp_path / "cli")] == [1, 2, 3, 4, 5, 6]
+    (tmp_path / "bad.json").write_text(json.dumps(cfg | {"stepz": 3}))
+    assert main(["train", str(tmp_path / "bad.json")]) == 2
+    assert "stepz" in capsys.readouterr().err
