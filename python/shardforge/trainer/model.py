@@ -55,9 +55,10 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         b, s, _ = x.shape
         hd = self.cfg.head_dim
-        q = self.q(x).view(b, s, self.cfg.n_heads, hd)
-        k = self.k(x).view(b, s, self.cfg.n_kv_heads, hd)
-        v = self.v(x).view(b, s, self.cfg.n_kv_heads, hd)
+        # -1 heads: under tensor parallelism each rank holds a slice of them.
+        q = self.q(x).view(b, s, -1, hd)
+        k = self.k(x).view(b, s, -1, hd)
+        v = self.v(x).view(b, s, -1, hd)
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = (kernels.apply_rope if self.cfg.kernels else reference.rope)(q, k, cos, sin)
@@ -145,18 +146,27 @@ class Transformer(nn.Module):
             x = layer(x, cos, sin, mask)
         return self.norm(x)  # type: ignore[no-any-return]
 
-    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (batch, seq, vocab)."""
-        return self.lm_head(self.hidden_states(input_ids, position_ids))  # type: ignore[no-any-return]
-
-    def loss(
-        self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean cross-entropy over labels that are not -100 (plus z-loss when configured). The
-        kernel path never materialises the logits."""
+        """Logits (batch, seq, vocab); with `labels`, the mean cross-entropy over labels that are
+        not -100 (plus z-loss when configured) instead. The loss goes through `forward` so that
+        FSDP's hooks gather the head's weight; the kernel path never materialises the logits."""
         h = self.hidden_states(input_ids, position_ids)
+        if labels is None:
+            logits: torch.Tensor = self.lm_head(h)
+            return logits
         if self.cfg.kernels:
             return kernels.fused_linear_cross_entropy(h, self.lm_head.weight, labels, z_loss=self.cfg.z_loss)
         return reference.linear_cross_entropy(
             h.reshape(-1, h.shape[-1]), self.lm_head.weight, labels.reshape(-1), z_loss=self.cfg.z_loss
         )
+
+    def loss(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        out: torch.Tensor = self(input_ids, position_ids, labels)
+        return out
