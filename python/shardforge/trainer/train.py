@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
 from shardforge.loader import Loader
 from shardforge.trainer import checkpoint
 from shardforge.trainer.config import model_config
 from shardforge.trainer.model import Transformer
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
+from shardforge.trainer.parallel import ParallelConfig, build_mesh, parallelize
 
 # Dense bf16 peak FLOP/s by device name, for MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -50,6 +53,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     seed: int = 0
+    # ParallelConfig fields (dp, tp, activation_checkpointing, compile, param_dtype); used under torchrun.
+    parallel: dict[str, Any] = field(default_factory=dict)
 
 
 def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
@@ -59,12 +64,25 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     out.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
-    torch.manual_seed(cfg.seed)
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 
-    loader = Loader(cfg.loader, rank=rank, world_size=world, format="torch")
     vocab = cfg.model_overrides.get("vocab_size") or _dataset_vocab(cfg.loader)
     mcfg = model_config(cfg.model, **({"vocab_size": vocab} | cfg.model_overrides))
-    model = Transformer(mcfg)
+    model = Transformer(mcfg).to(device)
+    dp_rank, dp = 0, 1
+    if world > 1:
+        pcfg = ParallelConfig(**cfg.parallel)
+        mesh = build_mesh(pcfg, world, device.type)
+        parallelize(model, mesh, pcfg)
+        dp_rank, dp = mesh["dp"].get_local_rank(), mesh["dp"].size()
+    # Tensor-parallel ranks read the same batches: the loader's ranks are the data-parallel ones.
+    loader = Loader(cfg.loader, rank=dp_rank, world_size=dp, format="torch")
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=False)
     groups = {g["name"]: g["params"] for g in opt.param_groups}
 
@@ -81,7 +99,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     metrics_path = out / "metrics.jsonl"
     _truncate_metrics(metrics_path, step)
 
-    seq_tokens = cfg.loader.get("seq_len", 2048) * loader.config.batch_size * world * cfg.grad_accum
+    seq_tokens = cfg.loader.get("seq_len", 2048) * loader.config.batch_size * dp * cfg.grad_accum
     peak = next(
         (v for k, v in PEAK_FLOPS.items() if torch.cuda.is_available() and k in torch.cuda.get_device_name()),
         None,
@@ -97,15 +115,16 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             g["lr"] = lr
         loss_sum = 0.0
         for _ in range(cfg.grad_accum):
-            b = next(batches)
+            b = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
             loss = model.loss(b["input_ids"], b["labels"], b["position_ids"]) / cfg.grad_accum
             torch.autograd.backward(loss)
-            loss_sum += loss.item()
+            loss_sum += _mean_over_ranks(loss.detach())
         group_norms = {
-            n: float(torch.norm(torch.stack([p.grad.norm() for p in ps if p.grad is not None])))
+            # A DTensor's norm is a replicated scalar: cheap to read, nothing gathered.
+            n: math.sqrt(sum(float(_full(p.grad.norm())) ** 2 for p in ps if p.grad is not None))
             for n, ps in groups.items()
         }
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        grad_norm = float(_full(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)))
         skip = None
         if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
             skip = "non_finite"
@@ -150,11 +169,24 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
                 "skipped": skipped,
                 "grad_norms": list(norms),
                 "loader": loader.state_dict(),
-                "rng": torch.get_rng_state(),
+                "rng": torch.get_rng_state(),  # rank 0's; the model itself draws no random numbers
                 "config": asdict(cfg),
             }
             checkpoint.save(ckpts, step, model, opt, extra, cfg.keep_checkpoints)
     return record
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor behind a DTensor (FSDP/TP shards), else the tensor."""
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def _mean_over_ranks(x: torch.Tensor) -> float:
+    if dist.is_initialized():
+        x = x.clone()
+        dist.all_reduce(x)
+        x /= dist.get_world_size()
+    return float(x)
 
 
 def _dataset_vocab(loader_cfg: dict[str, Any]) -> int:
