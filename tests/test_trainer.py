@@ -202,3 +202,44 @@ def test_train_command_runs_and_resumes(
     (tmp_path / "bad.json").write_text(json.dumps(cfg | {"stepz": 3}))
     assert main(["train", str(tmp_path / "bad.json")]) == 2
     assert "stepz" in capsys.readouterr().err
+
+
+def test_a_loss_spike_that_lasts_rolls_back_with_a_lower_learning_rate(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Transformer.loss
+    calls = {"n": 0}
+
+    def spiking(self: Transformer, *args: Any) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real(self, *args)
+        return loss * 10 if 13 <= calls["n"] <= 16 else loss  # steps 13-16 the first time through
+
+    monkeypatch.setattr(Transformer, "loss", spiking)
+    cfg = loop_config(tiny_dataset, tmp_path / "s", steps=20, checkpoint_every=2, keep_checkpoints=3)
+    cfg.rollback_after = 3
+    train(cfg, quiet=True)
+    ms = metrics(tmp_path / "s")
+    back = [m for m in ms if "rolled_back_to" in m]
+    assert len(back) == 1 and back[0]["step"] == 16 and back[0]["rolled_back_to"] == 12
+    assert [m["loss_spike"] for m in ms[12:16]] == [True] * 4
+    first_13, second_13 = (m for m in ms if m["step"] == 13)
+    assert second_13["lr"] == pytest.approx(0.7 * first_13["lr"])
+    assert ms[-1]["step"] == 20 and ms[-1]["rollbacks"] == 1 and not ms[-1]["loss_spike"]
+    names = [p.name for p in checkpoint.list_checkpoints(tmp_path / "s" / "checkpoints")]
+    assert names == ["step_00000016", "step_00000018", "step_00000020"]
+
+
+def test_validation_loss_and_tensorboard(tiny_dataset: Path, tmp_path: Path) -> None:
+    val = {
+        "seq_len": 32,
+        "batch_size": 4,
+        "sources": [{"name": "t", "datasets": [str(tiny_dataset)], "where": "doc_id LIKE '%:1_'"}],
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    cfg = loop_config(tiny_dataset, tmp_path / "v", val_loader=val, val_every=4, val_batches=3)
+    train(cfg, quiet=True)
+    vals = [(m["step"], m["val_loss"]) for m in metrics(tmp_path / "v") if "val_loss" in m]
+    assert [s for s, _ in vals] == [4, 8, 12]
+    assert vals[-1][1] < vals[0][1]
+    assert list((tmp_path / "v" / "tensorboard").glob("events.out.tfevents.*"))

@@ -2,8 +2,13 @@
 step: learning rate, gradient accumulation over loader batches, clipping, the stability guards,
 the optimizer step, metrics, checkpoints.
 
-Stability guards: a non-finite loss or gradient norm skips the step, and so does a gradient norm
-above `spike_factor` × the median of the last 100 accepted ones. Both are counted and logged."""
+Stability guards, each counted and logged:
+- a non-finite loss or gradient norm skips the step;
+- a gradient norm above `spike_factor` × the median of the last 100 accepted ones skips the step;
+- a loss above `loss_spike_factor` × the median of the last 100 losses that has not come back
+  within `rollback_after` steps rolls the run back to the last checkpoint saved before the spike
+  and multiplies the learning rate by `rollback_lr_factor` from then on (no checkpoint is saved
+  during a spike)."""
 
 from __future__ import annotations
 
@@ -49,6 +54,14 @@ class TrainConfig:
     grad_clip: float = 1.0
     grad_accum: int = 1
     spike_factor: float = 5.0
+    loss_spike_factor: float = 1.5
+    rollback_after: int = 50
+    rollback_lr_factor: float = 0.7
+    # Held-out data: a loader config read from its start at every evaluation.
+    val_loader: dict[str, Any] | None = None
+    val_every: int = 100
+    val_batches: int = 10
+    tensorboard: bool = True
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     log_every: int = 10
@@ -86,30 +99,30 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=False)
     groups = {g["name"]: g["params"] for g in opt.param_groups}
 
-    step, skipped = 0, {"non_finite": 0, "grad_spike": 0}
-    norms: deque[float] = deque(maxlen=100)
+    st = _State()
     ckpts = out / "checkpoints"
     last = checkpoint.list_checkpoints(ckpts)
     if last:
-        extra = checkpoint.load(last[-1], model, opt)
-        step, skipped = extra["step"], extra["skipped"]
-        norms.extend(extra["grad_norms"])
-        loader.load_state_dict(extra["loader"])
-        torch.set_rng_state(extra["rng"])
+        st = _restore(last[-1], model, opt, loader)
     metrics_path = out / "metrics.jsonl"
-    _truncate_metrics(metrics_path, step)
+    _truncate_metrics(metrics_path, st.step)
+    board = _board(out, cfg) if rank == 0 else None
 
-    seq_tokens = cfg.loader.get("seq_len", 2048) * loader.config.batch_size * dp * cfg.grad_accum
-    peak = next(
-        (v for k, v in PEAK_FLOPS.items() if torch.cuda.is_available() and k in torch.cuda.get_device_name()),
-        None,
-    )
+    seq_len = cfg.loader.get("seq_len", 2048)
+    step_tokens = seq_len * loader.config.batch_size * dp * cfg.grad_accum
+    device_name = torch.cuda.get_device_name() if cuda else ""
+    peak = next((v for k, v in PEAK_FLOPS.items() if k in device_name), None)
+    flops_per_token = mcfg.flops_per_token(seq_len)
     batches = iter(loader)
-    first, record = step, {}
-    while step < cfg.steps and (stop_after is None or step - first < stop_after):
+    first, record = st.step, {}
+    while st.step < cfg.steps and (stop_after is None or st.step - first < stop_after):
         t0 = time.perf_counter()
-        lr = cfg.lr * lr_factor(
-            step, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction
+        lr = (
+            cfg.lr
+            * st.lr_scale
+            * lr_factor(
+                st.step, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction
+            )
         )
         for g in opt.param_groups:
             g["lr"] = lr
@@ -128,52 +141,152 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         skip = None
         if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
             skip = "non_finite"
-        elif len(norms) >= 10 and grad_norm > cfg.spike_factor * statistics.median(norms):
+        elif len(st.grad_norms) >= 10 and grad_norm > cfg.spike_factor * statistics.median(st.grad_norms):
             skip = "grad_spike"
         if skip:
-            skipped[skip] += 1
+            st.skipped[skip] += 1
         else:
             opt.step()
-            norms.append(grad_norm)
+            st.grad_norms.append(grad_norm)
         opt.zero_grad(set_to_none=True)
-        step += 1
+        st.step += 1
+        spiking = _track_loss_spike(st, loss_sum, cfg.loss_spike_factor)
         dt = time.perf_counter() - t0
-        tps = seq_tokens / dt
+        tps = step_tokens / dt
         record = {
-            "step": step,
+            "step": st.step,
             "loss": loss_sum,
             "lr": lr,
             "grad_norm": grad_norm,
             "grad_norm_groups": group_norms,
-            "tokens": step * seq_tokens,
+            "tokens": st.step * step_tokens,
             "tokens_per_s": tps,
-            "mfu": mcfg.flops_per_token(cfg.loader.get("seq_len", 2048)) * tps / (peak * world)
-            if peak
-            else None,
-            "skipped": dict(skipped),
+            "mfu": flops_per_token * tps / (peak * world) if peak else None,
+            "skipped": dict(st.skipped),
             "skipped_this_step": skip,
-            "memory_mib": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+            "loss_spike": spiking,
+            "rollbacks": st.rollbacks,
+            "memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         }
+        if cfg.val_loader and (st.step % cfg.val_every == 0 or st.step == cfg.steps):
+            record["val_loss"] = _validate(model, cfg, dp_rank, dp, device)
+        rolled_back_to = None
+        if spiking and st.step - st.spike_start >= cfg.rollback_after:
+            good = [c for c in checkpoint.list_checkpoints(ckpts) if _step_of(c) < st.spike_start]
+            if good:
+                rollbacks, scale = st.rollbacks + 1, st.lr_scale * cfg.rollback_lr_factor
+                st = _restore(good[-1], model, opt, loader)
+                st.rollbacks, st.lr_scale = rollbacks, scale
+                batches = iter(loader)
+                rolled_back_to = st.step
+                record["rolled_back_to"] = rolled_back_to
         if rank == 0:
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-            if not quiet and (step % cfg.log_every == 0 or step == cfg.steps):
+            if board is not None:
+                for key in ("loss", "lr", "grad_norm", "tokens_per_s", "val_loss", "mfu"):
+                    if record.get(key) is not None:
+                        board.add_scalar(f"train/{key}", record[key], record["step"])
+                board.flush()
+            if not quiet and (
+                record["step"] % cfg.log_every == 0 or record["step"] == cfg.steps or rolled_back_to
+            ):
+                val = f"  val {record['val_loss']:.4f}" if "val_loss" in record else ""
                 print(
-                    f"step {step:>6}/{cfg.steps}  loss {loss_sum:7.4f}  lr {lr:.2e}  grad {grad_norm:6.3f}  "
-                    f"{tps:,.0f} tok/s  skipped {sum(skipped.values())}",
+                    f"step {record['step']:>6}/{cfg.steps}  loss {loss_sum:7.4f}{val}  lr {lr:.2e}  "
+                    f"grad {grad_norm:6.3f}  {tps:,.0f} tok/s  skipped {sum(st.skipped.values())}"
+                    + (f"  rolled back to step {rolled_back_to}" if rolled_back_to is not None else ""),
                     flush=True,
                 )
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            extra = {
-                "step": step,
-                "skipped": skipped,
-                "grad_norms": list(norms),
-                "loader": loader.state_dict(),
-                "rng": torch.get_rng_state(),  # rank 0's; the model itself draws no random numbers
-                "config": asdict(cfg),
-            }
-            checkpoint.save(ckpts, step, model, opt, extra, cfg.keep_checkpoints)
+        if (
+            rolled_back_to is None
+            and not spiking
+            and (st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps)
+        ):
+            checkpoint.save(ckpts, st.step, model, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
+    if board is not None:
+        board.close()
     return record
+
+
+@dataclass
+class _State:
+    """What a checkpoint carries besides the model and optimizer."""
+
+    step: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: {"non_finite": 0, "grad_spike": 0})
+    grad_norms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    losses: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    spike_start: int = -1  # first step of the loss spike in progress, -1: none
+    rollbacks: int = 0
+    lr_scale: float = 1.0
+
+    def extra(self, loader: Loader, cfg: TrainConfig) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "skipped": dict(self.skipped),
+            "grad_norms": list(self.grad_norms),
+            "losses": list(self.losses),
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
+            "loader": loader.state_dict(),
+            "rng": torch.get_rng_state(),  # rank 0's; the model itself draws no random numbers
+            "config": asdict(cfg),
+        }
+
+
+def _restore(path: Path, model: Transformer, opt: torch.optim.Optimizer, loader: Loader) -> _State:
+    extra = checkpoint.load(path, model, opt)
+    loader.load_state_dict(extra["loader"])
+    torch.set_rng_state(extra["rng"])
+    return _State(
+        step=extra["step"],
+        skipped=dict(extra["skipped"]),
+        grad_norms=deque(extra["grad_norms"], maxlen=100),
+        losses=deque(extra.get("losses", []), maxlen=100),
+        rollbacks=extra.get("rollbacks", 0),
+        lr_scale=extra.get("lr_scale", 1.0),
+    )
+
+
+def _track_loss_spike(st: _State, loss: float, factor: float) -> bool:
+    """Whether the run is in a loss spike after this step's loss; the losses of a spike are kept
+    out of the median that defines one."""
+    if len(st.losses) >= 10 and not (loss <= factor * statistics.median(st.losses)):
+        if st.spike_start < 0:
+            st.spike_start = st.step
+        return True
+    st.spike_start = -1
+    st.losses.append(loss)
+    return False
+
+
+def _step_of(path: Path) -> int:
+    return int(path.name.removeprefix("step_"))
+
+
+@torch.no_grad()
+def _validate(model: Transformer, cfg: TrainConfig, rank: int, world: int, device: torch.device) -> float:
+    """Mean loss over the first `val_batches` batches of the held-out loader (always the same ones)."""
+    assert cfg.val_loader is not None
+    model.eval()
+    total = 0.0
+    batches = iter(Loader(cfg.val_loader, rank=rank, world_size=world, format="torch"))
+    n = 0
+    for _, b in zip(range(cfg.val_batches), batches, strict=False):
+        b = {k: v.to(device) for k, v in b.items()}
+        total += _mean_over_ranks(model.loss(b["input_ids"], b["labels"], b["position_ids"]).detach())
+        n += 1
+    model.train()
+    return total / max(1, n)
+
+
+def _board(out: Path, cfg: TrainConfig) -> Any:
+    if not cfg.tensorboard:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
