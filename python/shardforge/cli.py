@@ -332,20 +332,15 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Train a model from a JSON config: the TrainConfig fields, with `loader` a loader "
         "config. Metrics go to OUT_DIR/metrics.jsonl, checkpoints to OUT_DIR/checkpoints; a rerun resumes.",
     )
-    p.add_argument("config", help="train config file (.json)")
+    p.add_argument("config", help="train config file (.json or .toml)")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import json
-
+    from shardforge.loader_config import read_config_file
     from shardforge.trainer.train import TrainConfig, train
 
-    try:
-        with open(args.config, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise _core.ConfigError(f"{args.config}:{e.lineno}: not JSON: {e.msg}") from e
+    data = read_config_file(args.config)
     try:
         cfg = TrainConfig(**data)
     except TypeError as e:

@@ -98,8 +98,8 @@ class LoaderConfig:
         return LoaderConfig(sources=sources, phases=phases, repeat_filter=repeat, **rest)
 
 
-def load_loader_config(path: str | os.PathLike[str]) -> LoaderConfig:
-    """A loader config from a `.json` or `.toml` file."""
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The data of a `.json` or `.toml` config file; a parse error names the file and line."""
     import json
 
     with open(path, encoding="utf-8") as f:
@@ -109,10 +109,19 @@ def load_loader_config(path: str | os.PathLike[str]) -> LoaderConfig:
             import tomllib
         except ImportError as e:  # Python 3.10
             raise ConfigError(f"{path}: reading TOML needs Python 3.11; use JSON") from e
-        data = tomllib.loads(text)
-    else:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{e.lineno}: not JSON: {e.msg}") from e
-    return LoaderConfig.from_dict(data)
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not TOML: {e}") from e
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}: not JSON: {e.msg}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top")
+    return data
+
+
+def load_loader_config(path: str | os.PathLike[str]) -> LoaderConfig:
+    """A loader config from a `.json` or `.toml` file."""
+    return LoaderConfig.from_dict(read_config_file(path))

@@ -132,12 +132,15 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             loss = model.loss(b["input_ids"], b["labels"], b["position_ids"]) / cfg.grad_accum
             torch.autograd.backward(loss)
             loss_sum += _mean_over_ranks(loss.detach())
-        group_norms = {
-            # A DTensor's norm is a replicated scalar: cheap to read, nothing gathered.
-            n: math.sqrt(sum(float(_full(p.grad.norm())) ** 2 for p in ps if p.grad is not None))
+        # Norms computed once, kept on the device (no host sync per parameter), then clipped by.
+        group_norm_t = {
+            n: _full(torch.nn.utils.get_total_norm([p.grad for p in ps if p.grad is not None]))
             for n, ps in groups.items()
         }
-        grad_norm = float(_full(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)))
+        total_norm = torch.stack(list(group_norm_t.values())).norm()
+        torch.nn.utils.clip_grads_with_norm_(model.parameters(), cfg.grad_clip, total_norm)
+        group_norms = {n: float(v) for n, v in group_norm_t.items()}
+        grad_norm = float(total_norm)
         skip = None
         if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
             skip = "non_finite"

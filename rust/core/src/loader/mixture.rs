@@ -166,8 +166,7 @@ impl Mixture {
     }
 
     fn phase_at(&self, k: u64) -> &Phase {
-        let i = self.phases.partition_point(|p| p.start <= k) - 1;
-        &self.phases[i]
+        &self.phases[self.phase_index(k)]
     }
 
     /// Index of the phase that global sample `k` belongs to (the last phase past every end).
