@@ -23,6 +23,9 @@ __all__ = [
     "decontaminate",
     "dedup",
     "dedup_texts",
+    "filter_files",
+    "filter_texts",
+    "filter_words",
     "lsh_params",
     "minhash",
     "minhash_buffers",
@@ -56,6 +59,16 @@ def decontaminate(
     config_json: str,
     progress: Callable[[int, int, int, int, int], object] | None = None,
 ) -> str: ...
+def filter_files(
+    inputs: list[str],
+    output: str,
+    config_json: str,
+    progress: Callable[[int, int, int, int, int], object] | None = None,
+) -> str: ...
+def filter_texts(
+    texts: list[str], config_json: str
+) -> tuple[list[str], npt.NDArray[np.float64], list[list[str]], list[str | None]]: ...
+def filter_words(text: str) -> list[str]: ...
 def minhash(texts: list[str], sketch_json: str) -> npt.NDArray[np.uint32]: ...
 def minhash_buffers(
     data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], sketch_json: str

@@ -4,6 +4,7 @@
 //! - `normalize`, `shingle`, `minhash`, `oph`, `sketch`: text → word n-grams → `MinHash` signatures.
 //! - `lsh`, `band_index`, `union_find`: candidate pairs and clusters.
 //! - `dedup`: the exact + near-duplicate removal job and its in-memory twin.
+//! - `filter`: Gopher, C4 and `FineWeb` quality rules and their file job.
 
 pub mod atomic;
 pub mod band_index;
@@ -11,6 +12,7 @@ pub mod control;
 pub mod decontam;
 pub mod dedup;
 pub mod error;
+pub mod filter;
 pub mod input;
 pub mod job;
 pub mod loader;

@@ -19,6 +19,7 @@ mod _core {
     use shardforge_core::decontam;
     use shardforge_core::dedup as core_dedup;
     use shardforge_core::dedup::{Control, DedupConfig};
+    use shardforge_core::filter;
     use shardforge_core::loader;
     use shardforge_core::lsh::{LshParams, band_hashes, optimal_params};
     use shardforge_core::sketch::{SketchConfig, Sketcher};
@@ -165,6 +166,73 @@ mod _core {
             decontam::run(&inputs, &output, &cfg, ctl)
         })?;
         Ok(to_json(&report))
+    }
+
+    /// Run the file-to-file quality filter job; returns the report as JSON.
+    #[pyfunction]
+    #[pyo3(signature = (inputs, output, config_json, progress=None))]
+    fn filter_files(
+        py: Python<'_>,
+        inputs: Vec<String>,
+        output: PathBuf,
+        config_json: &str,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let cfg: filter::FilterJobConfig = parse(config_json)?;
+        let report = run_watched(py, progress.as_ref(), |ctl| {
+            filter::run(&inputs, &output, &cfg, ctl)
+        })?;
+        Ok(to_json(&report))
+    }
+
+    /// Statistics, failed rules and edited texts of a batch of texts.
+    type FilterColumns<'py> = (
+        Vec<String>,
+        Bound<'py, PyArray2<f64>>,
+        Vec<Vec<String>>,
+        Vec<Option<String>>,
+    );
+
+    /// Apply the quality rules to `texts` in parallel: the statistic names, one row of statistics
+    /// per text, each text's failed rules and its text after line removals (None: unchanged).
+    #[pyfunction]
+    fn filter_texts<'py>(
+        py: Python<'py>,
+        texts: Vec<String>,
+        config_json: &str,
+    ) -> PyResult<FilterColumns<'py>> {
+        use rayon::prelude::*;
+        let cfg: filter::FilterConfig = parse(config_json)?;
+        cfg.validate().map_err(to_pyerr)?;
+        let names = cfg.stat_names();
+        let outcomes: Vec<filter::Outcome> = py.detach(|| {
+            texts
+                .par_iter()
+                .map_init(filter::Scratch::default, |s, t| cfg.evaluate(t, s))
+                .collect()
+        });
+        let mut flat = Vec::with_capacity(outcomes.len() * names.len());
+        let (mut failed, mut edited) = (Vec::new(), Vec::new());
+        for o in outcomes {
+            flat.extend_from_slice(&o.stats);
+            failed.push(o.failed);
+            edited.push(o.text);
+        }
+        let stats = numpy::ndarray::Array2::from_shape_vec((failed.len(), names.len()), flat)
+            .expect("one row of statistics per text")
+            .into_pyarray(py);
+        Ok((names, stats, failed, edited))
+    }
+
+    /// The words the quality rules count in `text` (spaCy-style English tokens).
+    #[pyfunction]
+    fn filter_words(text: &str) -> Vec<String> {
+        let mut spans = Vec::new();
+        filter::words::split_words(text, &mut spans);
+        spans
+            .iter()
+            .map(|&(a, b)| text[a as usize..b as usize].to_owned())
+            .collect()
     }
 
     /// Train a byte-level BPE tokenizer and write its `tokenizer.json`; returns the report as JSON.
