@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from conftest import real_documents, write_jsonl
 from shardforge.loader import Loader
 from shardforge.trainer import ModelConfig, Transformer, checkpoint, model_config
 from shardforge.trainer.hf import export_hf, import_hf
-from shardforge.trainer.optim import lr_factor
-from shardforge.trainer.train import TrainConfig, train
+from shardforge.trainer.optim import lr_factor, param_groups
+from shardforge.trainer.train import TrainConfig, format_duration, progress_line, singular_value_ratio, train
 
 SMALL = ModelConfig(vocab_size=1000, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=96, max_seq_len=128)
 
@@ -243,3 +244,55 @@ def test_validation_loss_and_tensorboard(tiny_dataset: Path, tmp_path: Path) -> 
     assert [s for s, _ in vals] == [4, 8, 12]
     assert vals[-1][1] < vals[0][1]
     assert list((tmp_path / "v" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_embedding_collapse_ratio_in_the_metrics(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = loop_config(tiny_dataset, tmp_path / "c", steps=8, collapse_every=3)
+    train(cfg, quiet=True)
+    ms = metrics(tmp_path / "c")
+    assert [m["step"] for m in ms if "embed_sv_ratio" in m] == [3, 6, 8]  # and the last step
+    # The model of the last checkpoint (step 8) against an SVD of its embedding.
+    model = Transformer(model_config("debug", **({"vocab_size": 512} | cfg.model_overrides)))
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay))
+    checkpoint.load(tmp_path / "c" / "checkpoints" / "step_00000008", model, opt)
+    s = torch.linalg.svdvals(model.embed.weight.detach())
+    assert ms[-1]["embed_sv_ratio"] == pytest.approx((s[0] / s[1]).item(), rel=1e-5)
+    collapsed = torch.randn(300, 40) + 5 * torch.randn(300, 1) @ torch.randn(1, 40)
+    s = torch.linalg.svdvals(collapsed)
+    assert singular_value_ratio(collapsed) == pytest.approx((s[0] / s[1]).item(), rel=1e-5)
+    assert singular_value_ratio(collapsed.T) == pytest.approx((s[0] / s[1]).item(), rel=1e-5)
+    assert singular_value_ratio(collapsed) > 5
+
+
+def test_progress_line_and_eta(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert [format_duration(s) for s in (0, 59.6, 61, 3600, 3 * 3600 + 62, 100 * 3600, -5)] == [
+        "0:00:00",
+        "0:01:00",
+        "0:01:01",
+        "1:00:00",
+        "3:01:02",
+        "100:00:00",
+        "0:00:00",
+    ]
+    record = {
+        "step": 40,
+        "loss": 5.25,
+        "lr": 3e-3,
+        "grad_norm": 0.5,
+        "tokens_per_s": 12345.6,
+        "mfu": 0.4123,
+        "skipped": {"non_finite": 1, "grad_spike": 0},
+        "embed_sv_ratio": 3.21,
+    }
+    assert progress_line(record, 200, 83.0) == (
+        "step     40/200  loss  5.2500  lr 3.00e-03  grad  0.500  12,346 tok/s  mfu 41.2%  "
+        "eta 0:01:23  skipped 1  embed σ1/σ2 3.21"
+    )
+    train(loop_config(tiny_dataset, tmp_path / "p", steps=6, log_every=2, collapse_every=0))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3, lines
+    for step, line in zip((2, 4, 6), lines, strict=True):
+        assert re.match(rf"step +{step}/6  loss .* mfu   n/a  eta \d+:\d\d:\d\d  skipped 0$", line), line
+    assert lines[-1].endswith("eta 0:00:00  skipped 0")

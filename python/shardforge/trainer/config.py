@@ -28,6 +28,10 @@ class ModelConfig:
     # Triton kernels (RMSNorm, SwiGLU, RoPE, fused LM head + loss) instead of plain PyTorch.
     kernels: bool = False
     init_std: float = 0.02
+    # μP (Tensor Programs V): hyperparameters tuned at `mup_base_width` carry over to any `dim`.
+    # The base model has the same heads (each head widens with `dim`) and the same `ffn_dim` if set.
+    mup: bool = False
+    mup_base_width: int = 256
 
     def __post_init__(self) -> None:
         if self.dim % self.n_heads:
@@ -36,6 +40,16 @@ class ModelConfig:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
         if (self.dim // self.n_heads) % 2:
             raise ValueError(f"head_dim {self.dim // self.n_heads} must be even for RoPE")
+        if self.mup:
+            try:
+                _ = self.mup_base  # replace() validates the base model's sizes
+            except ValueError as e:
+                raise ValueError(f"mup_base_width {self.mup_base_width}: {e}") from None
+
+    @property
+    def mup_base(self) -> ModelConfig:
+        """The base-width model whose hyperparameters μP transfers: this one at `mup_base_width`."""
+        return replace(self, dim=self.mup_base_width, mup=False)
 
     @property
     def head_dim(self) -> int:

@@ -70,6 +70,11 @@ def export_hf(model: Transformer, out: str | os.PathLike[str], dtype: torch.dtyp
     cfg = model.cfg
     if cfg.qk_norm:
         raise ValueError("HF Llama has no QK-norm; a model with qk_norm cannot be exported as Llama")
+    if cfg.mup:
+        raise ValueError(
+            "HF Llama has no muP output multiplier or 1/d attention scale; a model with mup cannot be "
+            "exported as Llama"
+        )
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)

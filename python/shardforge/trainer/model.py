@@ -1,6 +1,7 @@
 """A Llama-style decoder: RMSNorm, RoPE, grouped-query attention through
 `scaled_dot_product_attention` (within each document when the loader's position ids are given),
-SwiGLU MLP, optional QK-norm and z-loss, tied or untied embeddings.
+SwiGLU MLP, optional QK-norm and z-loss, tied or untied embeddings, optionally μP's init and
+multipliers (`shardforge.trainer.mup`).
 
 `ModelConfig.kernels` switches RMSNorm, SwiGLU, RoPE and the LM head + loss between the Triton
 kernels (`shardforge.kernels`) and plain PyTorch; the two compute the same function."""
@@ -15,6 +16,7 @@ from torch import nn
 
 from shardforge import kernels
 from shardforge.kernels import reference
+from shardforge.trainer import mup
 from shardforge.trainer.config import ModelConfig
 
 
@@ -42,6 +44,7 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.scale = mup.attention_scale(cfg)
         hd = cfg.head_dim
         self.q = nn.Linear(cfg.dim, cfg.n_heads * hd, bias=False)
         self.k = nn.Linear(cfg.dim, cfg.n_kv_heads * hd, bias=False)
@@ -69,6 +72,7 @@ class Attention(nn.Module):
             v,
             attn_mask=mask,
             is_causal=mask is None,
+            scale=self.scale,
             enable_gqa=self.cfg.n_kv_heads != self.cfg.n_heads,
         )
         y: torch.Tensor = self.o(out.transpose(1, 2).reshape(b, s, -1))
@@ -109,6 +113,7 @@ class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.output_multiplier = mup.output_multiplier(cfg)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = Norm(cfg.dim, cfg.norm_eps, cfg.kernels)
@@ -120,15 +125,19 @@ class Transformer(nn.Module):
     def init_weights(self) -> None:
         """Normal(0, init_std) everywhere; the two projections back into the residual stream
         (attention out, MLP down) scaled by 1/sqrt(2 n_layers) so the residual's variance does not
-        grow with depth (GPT-2); norms at 1."""
-        std = self.cfg.init_std
+        grow with depth (GPT-2); norms at 1. Under μP the hidden matrices' std is also divided by
+        sqrt(their fan-in / the base model's)."""
         for name, p in self.named_parameters():
+            std = self.cfg.init_std
             if name.endswith("norm.weight"):
                 nn.init.ones_(p)
-            elif name.endswith(("attn.o.weight", "mlp.down.weight")):
-                nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.cfg.n_layers))
-            else:
-                nn.init.normal_(p, 0.0, std)
+                continue
+            if name.endswith(("attn.o.weight", "mlp.down.weight")):
+                std /= math.sqrt(2 * self.cfg.n_layers)
+            ratio = mup.fan_in_ratio(self.cfg, name)
+            if ratio is not None:
+                std /= math.sqrt(ratio)
+            nn.init.normal_(p, 0.0, std)
 
     def hidden_states(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None
@@ -154,8 +163,11 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Logits (batch, seq, vocab); with `labels`, the mean cross-entropy over labels that are
         not -100 (plus z-loss when configured) instead. The loss goes through `forward` so that
-        FSDP's hooks gather the head's weight; the kernel path never materialises the logits."""
+        FSDP's hooks gather the head's weight; the kernel path never materialises the logits.
+        μP's output multiplier scales the head's input, which is the same as scaling the logits."""
         h = self.hidden_states(input_ids, position_ids)
+        if self.output_multiplier != 1.0:
+            h = h * self.output_multiplier
         if labels is None:
             logits: torch.Tensor = self.lm_head(h)
             return logits

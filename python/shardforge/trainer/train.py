@@ -8,7 +8,12 @@ Stability guards, each counted and logged:
 - a loss above `loss_spike_factor` × the median of the last 100 losses that has not come back
   within `rollback_after` steps rolls the run back to the last checkpoint saved before the spike
   and multiplies the learning rate by `rollback_lr_factor` from then on (no checkpoint is saved
-  during a spike)."""
+  during a spike).
+
+Besides the loss, learning rate, norms, throughput and MFU, every `collapse_every` steps the
+metrics carry `embed_sv_ratio`, σ1/σ2 of the token embedding: a ratio that climbs means the
+embeddings are collapsing onto one direction. Rank 0 prints a progress line every `log_every`
+steps, with an ETA from the median of the recent step times."""
 
 from __future__ import annotations
 
@@ -65,6 +70,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     log_every: int = 10
+    # σ1/σ2 of the token embedding every this many steps (and at the last); 0: never.
+    collapse_every: int = 100
     seed: int = 0
     # ParallelConfig fields (dp, tp, activation_checkpointing, compile, param_dtype); used under torchrun.
     parallel: dict[str, Any] = field(default_factory=dict)
@@ -115,6 +122,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     flops_per_token = mcfg.flops_per_token(seq_len)
     batches = iter(loader)
     first, record = st.step, {}
+    step_times: deque[float] = deque(maxlen=50)  # whole iterations, for the ETA
     while st.step < cfg.steps and (stop_after is None or st.step - first < stop_after):
         t0 = time.perf_counter()
         lr = (
@@ -125,7 +133,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             )
         )
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # μP: hidden matrices get less
         loss_sum = 0.0
         for _ in range(cfg.grad_accum):
             b = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
@@ -173,6 +181,8 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         }
         if cfg.val_loader and (st.step % cfg.val_every == 0 or st.step == cfg.steps):
             record["val_loss"] = _validate(model, cfg, dp_rank, dp, device)
+        if cfg.collapse_every and (st.step % cfg.collapse_every == 0 or st.step == cfg.steps):
+            record["embed_sv_ratio"] = singular_value_ratio(model.embed.weight)
         rolled_back_to = None
         if spiking and st.step - st.spike_start >= cfg.rollback_after:
             good = [c for c in checkpoint.list_checkpoints(ckpts) if _step_of(c) < st.spike_start]
@@ -187,29 +197,58 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             with metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
             if board is not None:
-                for key in ("loss", "lr", "grad_norm", "tokens_per_s", "val_loss", "mfu"):
+                for key in ("loss", "lr", "grad_norm", "tokens_per_s", "val_loss", "mfu", "embed_sv_ratio"):
                     if record.get(key) is not None:
                         board.add_scalar(f"train/{key}", record[key], record["step"])
                 board.flush()
             if not quiet and (
                 record["step"] % cfg.log_every == 0 or record["step"] == cfg.steps or rolled_back_to
             ):
-                val = f"  val {record['val_loss']:.4f}" if "val_loss" in record else ""
-                print(
-                    f"step {record['step']:>6}/{cfg.steps}  loss {loss_sum:7.4f}{val}  lr {lr:.2e}  "
-                    f"grad {grad_norm:6.3f}  {tps:,.0f} tok/s  skipped {sum(st.skipped.values())}"
-                    + (f"  rolled back to step {rolled_back_to}" if rolled_back_to is not None else ""),
-                    flush=True,
-                )
+                eta = (cfg.steps - st.step) * statistics.median(step_times or [dt])
+                print(progress_line(record, cfg.steps, eta), flush=True)
         if (
             rolled_back_to is None
             and not spiking
             and (st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps)
         ):
             checkpoint.save(ckpts, st.step, model, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
+        step_times.append(time.perf_counter() - t0)
     if board is not None:
         board.close()
     return record
+
+
+def progress_line(record: dict[str, Any], total: int, eta_s: float) -> str:
+    """One line of a metrics record: step/total, loss, lr, gradient norm, throughput, MFU, ETA."""
+    val = f"  val {record['val_loss']:.4f}" if "val_loss" in record else ""
+    sv = f"  embed σ1/σ2 {record['embed_sv_ratio']:.2f}" if "embed_sv_ratio" in record else ""
+    mfu = f"{record['mfu']:5.1%}" if record.get("mfu") is not None else "  n/a"
+    skipped = sum(record["skipped"].values())
+    back = record.get("rolled_back_to")
+    return (
+        f"step {record['step']:>6}/{total}  loss {record['loss']:7.4f}{val}  lr {record['lr']:.2e}  "
+        f"grad {record['grad_norm']:6.3f}  {record['tokens_per_s']:,.0f} tok/s  mfu {mfu}  "
+        f"eta {format_duration(eta_s)}  skipped {skipped}{sv}"
+        + (f"  rolled back to step {back}" if back is not None else "")
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """h:mm:ss, the hours unbounded."""
+    s = max(0, round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+@torch.no_grad()
+def singular_value_ratio(weight: torch.Tensor) -> float:
+    """σ1/σ2 of a matrix, from the two largest eigenvalues of its Gram matrix (dim × dim for an
+    embedding): one matmul and a small eigendecomposition instead of an SVD of the whole table.
+    For a sharded DTensor each rank's Gram matrix is a partial sum that `_full` adds up, so no rank
+    gathers the table; every rank must call this, and all get the same value."""
+    w = weight.float()
+    gram = _full(w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T)
+    top = torch.linalg.eigvalsh(gram)[-2:].tolist()  # ascending: σ2², σ1²
+    return math.sqrt(top[1] / top[0]) if top[0] > 0 else math.inf
 
 
 @dataclass
