@@ -133,6 +133,9 @@ pub struct C4Scratch {
     line: String,
     lower: String,
     spans: Vec<(u32, u32)>,
+    /// Words of the kept lines, when sentences were counted (they are then already split, and
+    /// `FineWeb` needs no second pass over the edited text).
+    pub kept_words: Option<usize>,
 }
 
 impl C4Config {
@@ -156,6 +159,7 @@ impl C4Config {
         let (mut lines, mut removed_chars, mut citations, mut sentences) =
             (0u64, 0usize, 0u64, 0u64);
         let removed_before = out.removed.len();
+        let mut kept_words = 0usize;
         let (mut lorem, mut curly) = (false, false);
         for (i, raw) in splitlines(text).enumerate() {
             lines += 1;
@@ -213,6 +217,7 @@ impl C4Config {
             }
             if self.min_num_sentences.is_some() {
                 sentences += count_sentences(line, &mut s.spans);
+                kept_words += s.spans.len();
             }
             kept.push(line.to_owned());
         }
@@ -235,6 +240,8 @@ impl C4Config {
         if self.min_num_sentences.is_some_and(|m| sentences < m) {
             out.fail("c4_too_few_sentences");
         }
+        // Kept lines joined by newlines split into the same words as line by line.
+        s.kept_words = self.min_num_sentences.is_some().then_some(kept_words);
         // The reference rewrites every kept document this way (lines stripped, joined by "\n").
         let joined = kept.join("\n");
         let joined = py_strip(&joined);

@@ -1,9 +1,9 @@
 //! `FineWeb`'s own rules (Penedo et al. 2024), aimed at what Gopher and C4 let through: lists,
 //! navigation menus and repeated lines.
 
+use super::Outcome;
 use super::charsets::is_terminal_punctuation;
 use super::text::{char_len, duplicates, py_strip, ratio};
-use super::{Outcome, Words};
 use std::collections::HashSet;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -54,7 +54,8 @@ impl FineWebConfig {
         );
     }
 
-    pub fn evaluate(&self, text: &str, words: &Words, out: &mut Outcome) {
+    /// `words`: how many words `text` splits into.
+    pub fn evaluate(&self, text: &str, words: usize, out: &mut Outcome) {
         let lines: Vec<&str> = text
             .split('\n')
             .filter(|l| !py_strip(l).is_empty())
@@ -77,10 +78,10 @@ impl FineWebConfig {
         let (_, dup_chars) = duplicates(lines.iter().copied(), &mut HashSet::default());
         let dup_frac = ratio(dup_chars, char_len(text) - text.matches('\n').count());
         let newlines = text.matches('\n').count();
-        let newline_ratio = if words.is_empty() {
+        let newline_ratio = if words == 0 {
             f64::INFINITY
         } else {
-            ratio(newlines, words.len())
+            ratio(newlines, words)
         };
         out.stats
             .extend([punct_frac, short_frac, dup_frac, newline_ratio]);

@@ -105,16 +105,22 @@ impl FilterConfig {
         if self.gopher_quality.enabled {
             self.gopher_quality.evaluate(text, &s.words, &mut out);
         }
+        s.c4.kept_words = None;
         if self.c4.enabled {
             out.text = self.c4.evaluate(text, &mut s.c4, &mut out);
         }
         if self.fineweb.enabled {
             if let Some(edited) = out.text.take() {
-                s.words.split(&edited);
-                self.fineweb.evaluate(&edited, &s.words, &mut out);
+                let words = if let Some(n) = s.c4.kept_words {
+                    n
+                } else {
+                    s.words.split(&edited);
+                    s.words.len()
+                };
+                self.fineweb.evaluate(&edited, words, &mut out);
                 out.text = Some(edited);
             } else {
-                self.fineweb.evaluate(text, &s.words, &mut out);
+                self.fineweb.evaluate(text, s.words.len(), &mut out);
             }
         }
         out
