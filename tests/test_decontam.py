@@ -193,3 +193,18 @@ def test_file_job_drops_or_tags_and_resumes(tmp_path: Path) -> None:
     assert (tmp_path / "tag" / "c.jsonl").read_text() == '{"id": "c0", "text": "fine"}\n'
     again = shardforge.decontaminate(src, out, evals, on_error="skip")
     assert again["files_resumed"] == 3 and again["docs_out"] == 38
+
+    # cut: what is left of each contaminated document, as EvalIndex.cut computes it in memory.
+    import io
+
+    import zstandard
+
+    cut = shardforge.decontaminate(src, tmp_path / "cut", evals, action="cut", on_error="skip")
+    pieces = shardforge.EvalIndex(evals).cut([a[3]["text"], a[7]["text"], str(b[0]["text"])])
+    assert cut["docs_cut"] == sum(1 for p in pieces if p) and cut["docs_out"] == 38 + cut["docs_cut"]
+    with open(tmp_path / "cut" / "a.jsonl.zst", "rb") as f:
+        lines = io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(f), "utf-8").read().splitlines()
+    texts = {r["id"]: r["text"] for r in map(json.loads, lines)}
+    for doc_id, p in (("a3", pieces[0]), ("a7", pieces[1])):
+        assert texts.get(doc_id) == ("\n\n".join(p) if p else None)
+    assert texts["a0"] == a[0]["text"]

@@ -115,9 +115,12 @@ def decontaminate(
     output: PathLike,
     evals: Sequence[EvalSet],
     *,
-    action: Literal["drop", "tag"] = "drop",
+    action: Literal["drop", "cut", "tag"] = "drop",
     ngram: int = 13,
     max_items_per_ngram: int = 10,
+    cut_margin: int = 200,
+    min_piece_chars: int = 200,
+    max_pieces: int = 10,
     text_field: str = "text",
     id_field: str | None = "id",
     on_error: Literal["raise", "skip"] = "raise",
@@ -126,7 +129,10 @@ def decontaminate(
 ) -> dict[str, Any]:
     """Scan `inputs` (files, directories, globs of .jsonl, .jsonl.gz, .jsonl.zst, .parquet) for the
     evaluation items of `evals` and write into `output`: the documents that stay, in the input's
-    format under the input's name (`drop` removes contaminated ones, `tag` keeps all), plus
+    format under the input's name (`drop` removes contaminated ones; `cut` removes each matched span
+    with `cut_margin` characters either side, drops pieces under `min_piece_chars` and keeps the
+    rest joined by blank lines, dropping the document when none or more than `max_pieces` are left;
+    `tag` keeps all), plus
     `hits.parquet` (doc_id, file, line, benchmark, item_id, ngram, start, end, ngrams),
     `rejects.jsonl` and `report.json` (per benchmark: contaminated items, hits, documents). A rerun
     skips files finished for the same config. Returns the report."""
@@ -136,6 +142,7 @@ def decontaminate(
             "ngram": ngram,
             "max_items_per_ngram": max_items_per_ngram,
             "action": action,
+            "cut": {"cut_margin": cut_margin, "min_piece_chars": min_piece_chars, "max_pieces": max_pieces},
         },
         "fields": {"text_field": text_field, "id_field": id_field, "key_field": None, "carry": []},
         "on_error": on_error,

@@ -1,6 +1,6 @@
 //! The file-to-file decontamination job: scan every document of the inputs against the evaluation
-//! index, write the documents that stay (dropped ones removed, or all of them when tagging) in the
-//! input's format, `hits.parquet` (one row per hit), `rejects.jsonl` and `report.json`.
+//! index, write the documents that stay (contaminated ones dropped, cut, or all kept when tagging)
+//! in the input's format, `hits.parquet` (one row per hit), `rejects.jsonl` and `report.json`.
 //!
 //! Files are done one after another, each one's documents scanned in parallel. A finished file
 //! leaves its hits and counts in the work directory; a rerun with the same inputs and config skips
@@ -8,11 +8,11 @@
 
 use super::DecontamConfig;
 use super::index::EvalIndex;
-use super::scan::{Action, Hit, ScanScratch, scan};
+use super::scan::{Action, Hit, ScanScratch, cut, scan};
 use crate::atomic::write_atomic;
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
-use crate::dedup::output::write_kept;
+use crate::dedup::output::write_kept_edited;
 use crate::error::{Error, Result};
 use crate::input::InputFile;
 use crate::job::{fingerprint, prepare, worker_pool};
@@ -69,6 +69,9 @@ struct FileDone {
     rejects: Vec<String>,
     hits: Vec<HitRow>,
     text_bytes: u64,
+    /// Documents kept with their matched spans cut out (action `cut`).
+    #[serde(default)]
+    cut: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -88,6 +91,8 @@ pub struct DecontamReport {
     pub docs_in: u64,
     pub docs_out: u64,
     pub docs_contaminated: u64,
+    /// Contaminated documents kept with the matched spans (and margins) cut out.
+    pub docs_cut: u64,
     pub rejects: u64,
     pub text_bytes: u64,
     pub benchmarks: Vec<BenchmarkReport>,
@@ -103,13 +108,6 @@ pub fn run(
     cfg: &DecontamJobConfig,
     ctl: &Control,
 ) -> Result<DecontamReport> {
-    if cfg.decontam.action == Action::Cut {
-        return Err(Error::Config(
-            "action cut is not supported by the file job yet; use drop or tag here, or \
-             EvalIndex.cut in memory"
-                .into(),
-        ));
-    }
     worker_pool(cfg.threads)?.install(|| run_in_pool(inputs, output, cfg, ctl))
 }
 
@@ -179,6 +177,7 @@ fn decontaminate_file(
     ctl: &Control,
 ) -> Result<FileDone> {
     let mut kept: Vec<u64> = Vec::new();
+    let mut edits = std::collections::HashMap::new();
     let mut d = FileDone {
         fingerprint,
         docs: 0,
@@ -186,8 +185,9 @@ fn decontaminate_file(
         rejects: Vec::new(),
         hits: Vec::new(),
         text_bytes: 0,
+        cut: 0,
     };
-    let drop = cfg.decontam.action == Action::Drop;
+    let action = cfg.decontam.action;
     let read = read_file(file, &cfg.fields, &ctl.cancel, |items| {
         let scanned: Vec<Option<Vec<Hit>>> = items
             .par_iter()
@@ -212,8 +212,18 @@ fn decontaminate_file(
                     ctl.docs_read.fetch_add(1, Ordering::Relaxed);
                     ctl.bytes_read
                         .fetch_add(doc.text.len() as u64, Ordering::Relaxed);
-                    if hits.is_empty() || !drop {
+                    if hits.is_empty() || action == Action::Tag {
                         kept.push(doc.line);
+                    } else if action == Action::Cut {
+                        // GPT-3 / NeMo: the pieces left between cut spans, joined by a blank
+                        // line; a document with none left (or too many) is dropped.
+                        if let Some(pieces) = cut(&doc.text, &hits, &cfg.decontam.cut)
+                            && !pieces.is_empty()
+                        {
+                            kept.push(doc.line);
+                            edits.insert(doc.line, pieces.join("\n\n"));
+                            d.cut += 1;
+                        }
                     }
                     for h in &hits {
                         let item = &index.items[h.item as usize];
@@ -248,7 +258,14 @@ fn decontaminate_file(
         }
         Err(e) => return Err(e),
     };
-    d.kept = write_kept(file, &kept, dest, incomplete)?;
+    d.kept = write_kept_edited(
+        file,
+        &kept,
+        &edits,
+        &cfg.fields.text_field,
+        dest,
+        incomplete,
+    )?;
     Ok(d)
 }
 
@@ -351,6 +368,7 @@ fn summarize(
         docs_in: done.iter().map(|d| d.docs).sum(),
         docs_out: done.iter().map(|d| d.kept).sum(),
         docs_contaminated: contaminated.len() as u64,
+        docs_cut: done.iter().map(|d| d.cut).sum(),
         rejects: done.iter().map(|d| d.rejects.len() as u64).sum(),
         text_bytes,
         benchmarks,
