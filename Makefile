@@ -27,16 +27,12 @@ $(STAMP): $(PY) $(SOURCES)
 
 install: $(STAMP)  ## create .venv and build the extension (release) with the dev tools
 
-# The deduplicated corpus, named file by file (the dedup directory also holds its reports).
-DEDUPED := $(addprefix demo/dedup/,cpython_stdlib.jsonl common_licenses.jsonl debian_copyright.jsonl \
-	debian_changelogs.jsonl.gz manpages.jsonl.zst)
-
-demo: $(STAMP)  ## the main job: gather a real corpus, deduplicate it, train a tokenizer, write token shards
+demo: $(STAMP)  ## the main job: gather a real corpus, clean it (quality rules, dedup, decontamination), train a tokenizer, write token shards
 	$(VENV)/bin/shardforge corpus demo/corpus
-	$(VENV)/bin/shardforge dedup demo/corpus -o demo/dedup --on-error skip
-	$(VENV)/bin/shardforge query "SELECT file, reason, count(*) AS docs, sum(cluster_size) FILTER (WHERE kept) AS cluster_docs FROM 'demo/dedup/clusters.parquet' GROUP BY ALL ORDER BY ALL"
-	$(VENV)/bin/shardforge tokenizer train $(DEDUPED) -o demo/tokenizer.json --vocab-size 32000 --max-bytes 64MiB
-	$(VENV)/bin/shardforge tokenize $(DEDUPED) -o demo/tokens -t demo/tokenizer.json --on-error skip
+	$(VENV)/bin/shardforge clean configs/clean-demo.toml
+	$(VENV)/bin/shardforge query "SELECT r AS rule, count(*) AS docs FROM (SELECT unnest(failed) AS r FROM 'demo/clean/reports/filter/*/stats.parquet') GROUP BY ALL ORDER BY docs DESC"
+	$(VENV)/bin/shardforge tokenizer train demo/clean/clean -o demo/tokenizer.json --vocab-size 32000 --max-bytes 64MiB
+	$(VENV)/bin/shardforge tokenize demo/clean/clean -o demo/tokens -t demo/tokenizer.json --on-error skip
 	$(VENV)/bin/shardforge verify demo/tokens
 	$(VENV)/bin/shardforge stats demo/tokens
 
@@ -62,6 +58,7 @@ bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the benc
 	$(PY) bench/dedup.py
 	$(PY) bench/tokenization.py
 	$(PY) bench/decontam.py
+	$(PY) bench/filters.py
 	$(PY) bench/loader.py
 
 clean:

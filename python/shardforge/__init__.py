@@ -17,6 +17,7 @@ from shardforge._core import (
     TruncatedInputError,
     __version__,
 )
+from shardforge.clean import CleanConfig, CleanSource, clean, load_clean_config
 from shardforge.config import (
     DedupConfig,
     FieldConfig,
@@ -40,6 +41,7 @@ from shardforge.dedup import (
     normalize_text,
     shingle_hashes,
 )
+from shardforge.filters import FilterResult, filter_files, filter_texts
 from shardforge.loader import Loader
 from shardforge.loader_config import LoaderConfig, PhaseConfig, RepeatFilterConfig, SourceConfig
 from shardforge.megatron import MegatronReader, export_megatron
@@ -53,6 +55,8 @@ from shardforge.tokenize import (
 )
 
 __all__ = [
+    "CleanConfig",
+    "CleanSource",
     "ConfigError",
     "CorruptDatasetError",
     "Dataset",
@@ -60,6 +64,7 @@ __all__ = [
     "EvalIndex",
     "EvalSet",
     "FieldConfig",
+    "FilterResult",
     "Hit",
     "Loader",
     "LoaderConfig",
@@ -84,13 +89,17 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "candidate_pairs",
+    "clean",
     "connected_components",
     "decontaminate",
     "dedup",
     "dedup_texts",
     "encode_batch",
     "export_megatron",
+    "filter_files",
+    "filter_texts",
     "humaneval_path",
+    "load_clean_config",
     "lsh_params",
     "make_config",
     "make_tokenize_config",

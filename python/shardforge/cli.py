@@ -414,9 +414,10 @@ def _add_decontaminate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument(
         "--action",
-        choices=["drop", "tag"],
+        choices=["drop", "cut", "tag"],
         default="drop",
-        help="drop contaminated documents or only tag them",
+        help="drop contaminated documents, cut the matched spans out (±200 characters, pieces under "
+        "200 characters dropped), or only tag them",
     )
     p.add_argument("--ngram", type=int, default=13, help="words per n-gram, 8-13 (default: 13)")
     p.add_argument(
@@ -465,6 +466,81 @@ def _run_decontaminate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_filter(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "filter",
+        help="tag documents with Gopher, C4 and FineWeb quality rules, and drop those that fail",
+        description="Apply the heuristic quality rules (Gopher quality and repetition, C4, FineWeb) to "
+        "every document and write under OUT the documents that pass, in the input's format, with C4's "
+        "line removals applied; stats.parquet (every statistic and the failed rules of every "
+        "document), removed_lines.parquet, rejects.jsonl and report.json. Rerunning skips finished "
+        "files. Thresholds come from --config (JSON or TOML: families gopher_repetition, "
+        "gopher_quality, c4, fineweb; a threshold set to null is off); see docs/filters.md.",
+    )
+    p.add_argument("inputs", nargs="+", help="files, directories or globs of documents")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--config", default=None, help="rule config file (JSON or TOML)")
+    p.add_argument(
+        "--action",
+        choices=["drop", "tag"],
+        default="drop",
+        help="drop failing documents, or keep all unchanged and only record the findings",
+    )
+    p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    _add_run_options(p)
+    p.set_defaults(func=_run_filter)
+
+
+def _run_filter(args: argparse.Namespace) -> int:
+    from shardforge.filters import filter_files
+    from shardforge.loader_config import read_config_file
+
+    config = read_config_file(Path(args.config)) if args.config else None
+    r = filter_files(
+        args.inputs,
+        args.output,
+        config,
+        action=args.action,
+        text_field=args.text_field,
+        on_error=args.on_error,
+        threads=args.threads,
+        progress=Progress(args.progress, stages=("starting", "filtering", "done")),
+    )
+    print(
+        f"{r['docs_in']:,} docs in, {r['docs_out']:,} out ({r['docs_edited']:,} with lines removed), "
+        f"{r['rejects']:,} rejected; {r['text_bytes'] / 1e6:,.1f} MB in {r['seconds']:.1f}s"
+    )
+    for rule, n in sorted(r["rule_failures"].items(), key=lambda kv: -kv[1]):
+        print(f"  {rule:<28} {n:>8,} docs")
+    return 0
+
+
+def _add_clean(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "clean",
+        help="run the cleaning pipeline: quality rules, dedup, decontamination",
+        description="Run filter -> dedup -> decontaminate (or the order the config gives) over the "
+        "config's named sources and write the clean corpus to OUTPUT/clean/<source>/, one report per "
+        "stage under OUTPUT/reports/ and OUTPUT/report.json. A rerun skips finished work. The config "
+        "(JSON or TOML) has output, sources (name, inputs, filter), stages, filter, dedup, "
+        "decontaminate; see docs/filters.md.",
+    )
+    p.add_argument("config", help="pipeline config file (JSON or TOML)")
+    p.set_defaults(func=_run_clean)
+
+
+def _run_clean(args: argparse.Namespace) -> int:
+    from shardforge.clean import clean, load_clean_config
+
+    report = clean(load_clean_config(args.config))
+    print(f"{'stage':<15}{'docs in':>12}{'docs out':>12}  dropped because")
+    for st in report["stages"]:
+        why = ", ".join(f"{k} {v:,}" for k, v in st["reasons"].items())
+        print(f"{st['stage']:<15}{st['docs_in']:>12,}{st['docs_out']:>12,}  {why}")
+    print(f"clean corpus: {report['output']}")
+    return 0
+
+
 def _add_query(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "query",
@@ -508,6 +584,130 @@ def _run_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_quality(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("quality", help="train and apply a fastText quality classifier")
+    qsub = p.add_subparsers(dest="quality_command", required=True)
+    t = qsub.add_parser(
+        "train",
+        help="train a fastText classifier: good (positive) against bad (negative) examples",
+        description="Train a supervised fastText classifier with labels __label__hq (documents of the "
+        "positive files) and __label__lq (negative files) and write it as a fastText .bin. Each document "
+        "is one example, line breaks turned into spaces. With one thread (the default) the model depends "
+        "only on the examples and the seed.",
+    )
+    t.add_argument("--positive", nargs="+", action="extend", required=True, help="high-quality examples")
+    t.add_argument("--negative", nargs="+", action="extend", required=True, help="low-quality examples")
+    t.add_argument("-o", "--output", required=True, help="model file to write (.bin)")
+    t.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    t.add_argument("--epoch", type=int, default=5, help="passes over the examples (default: 5)")
+    t.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1)")
+    t.add_argument("--word-ngrams", type=int, default=2, help="longest word n-gram feature (default: 2)")
+    t.add_argument("--dim", type=int, default=100, help="embedding size (default: 100)")
+    t.add_argument(
+        "--bucket", type=int, default=2_000_000, help="hash buckets of the n-grams (default: 2000000)"
+    )
+    t.add_argument("--min-count", type=int, default=1, help="drop words seen fewer times (default: 1)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the shuffle and of fastText (default: 0)")
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="training threads; more than 1 is not reproducible (default: 1)",
+    )
+    t.add_argument("--holdout", type=float, default=0.0, help="fraction held out to report AUC and accuracy")
+    t.add_argument(
+        "--on-error", choices=["raise", "skip"], default="raise", help="stop at or skip a bad record"
+    )
+    s = qsub.add_parser(
+        "score",
+        help="score documents with a quality classifier and keep the good ones",
+        description="Score every document with P(hq) of a classifier from `quality train` (one fastText "
+        "call per batch) and write under OUT the documents that pass, in the input's format, plus "
+        "scores.parquet (file, line, doc_id, score, kept[, language, language_score]), rejects.jsonl "
+        "and report.json.",
+    )
+    s.add_argument("inputs", nargs="+", help="files, directories or globs of documents")
+    s.add_argument("-o", "--output", required=True, help="output directory")
+    s.add_argument("--model", required=True, help="classifier from `shardforge quality train`")
+    keep = s.add_mutually_exclusive_group()
+    keep.add_argument("--threshold", type=float, default=None, help="keep P(hq) >= T (default: 0.5)")
+    keep.add_argument(
+        "--top-fraction", type=float, default=None, help="keep the best fraction F of all documents"
+    )
+    s.add_argument("--langid", action="store_true", help="add fastText lid.176 language columns")
+    s.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    s.add_argument("--id-field", default="id", help="field holding the document id (default: id)")
+    s.add_argument("--batch-size", type=int, default=4096, help="documents per fastText call")
+    s.add_argument(
+        "--on-error", choices=["raise", "skip"], default="raise", help="stop at or skip a bad record"
+    )
+    p.set_defaults(func=_run_quality)
+
+
+def _run_quality(args: argparse.Namespace) -> int:
+    try:
+        return _run_quality_train(args) if args.quality_command == "train" else _run_quality_score(args)
+    except ImportError as e:  # an extra is missing; the message names it
+        print(f"shardforge quality: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_quality_train(args: argparse.Namespace) -> int:
+    from shardforge.quality import train_classifier
+
+    r = train_classifier(
+        args.positive,
+        args.negative,
+        args.output,
+        text_field=args.text_field,
+        epoch=args.epoch,
+        lr=args.lr,
+        word_ngrams=args.word_ngrams,
+        dim=args.dim,
+        bucket=args.bucket,
+        min_count=args.min_count,
+        seed=args.seed,
+        threads=args.threads,
+        holdout=args.holdout,
+        on_error=args.on_error,
+    )
+    print(
+        f"{r['positives']:,} positive and {r['negatives']:,} negative examples, {r['rejects']:,} rejected; "
+        f"{r['vocabulary']:,} words; {r['seconds']:.1f}s: {args.output}"
+    )
+    if r["holdout_examples"]:
+        print(
+            f"held out {r['holdout_examples']:,}: AUC {r['holdout_auc']:.4f}, "
+            f"accuracy {r['holdout_accuracy']:.4f}"
+        )
+    return 0
+
+
+def _run_quality_score(args: argparse.Namespace) -> int:
+    from shardforge.quality import score_files
+
+    r = score_files(
+        args.inputs,
+        args.output,
+        args.model,
+        threshold=args.threshold,
+        top_fraction=args.top_fraction,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        langid=args.langid,
+        batch_size=args.batch_size,
+        on_error=args.on_error,
+    )
+    print(
+        f"{r['docs_in']:,} docs in, {r['docs_out']:,} kept, {r['docs_dropped']:,} dropped "
+        f"(score >= {r['threshold']:.4f}), {r['rejects']:,} rejected; {r['seconds']:.1f}s"
+    )
+    if r["languages"]:
+        print("languages: " + ", ".join(f"{k} {v:,}" for k, v in list(r["languages"].items())[:10]))
+    print(f"report: {Path(args.output) / 'report.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shardforge", description="shardforge: pretraining data engine")
     parser.add_argument("--version", action="version", version=f"shardforge {_core.__version__}")
@@ -515,6 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus(sub)
     _add_dedup(sub)
     _add_decontaminate(sub)
+    _add_filter(sub)
+    _add_clean(sub)
     _add_tokenize(sub)
     _add_tokenizer(sub)
     _add_stats(sub)
@@ -523,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_verify(sub)
     _add_export(sub)
+    _add_quality(sub)
     return parser
 
 
