@@ -89,3 +89,26 @@ def test_cli_filter_and_clean_from_a_toml_config(tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     assert "dedup" in out and "clean corpus:" in out
     assert (tmp_path / "out" / "clean" / "web" / "docs.jsonl").exists()
+
+
+def test_a_rerun_with_fewer_inputs_leaves_nothing_stale(tmp_path: Path) -> None:
+    for name, base in (("a", 0), ("b", 10), ("c", 20)):
+        write_jsonl(
+            tmp_path / f"{name}.jsonl", [{"id": f"{name}{i}", "text": prose(base + i)} for i in range(1, 4)]
+        )
+
+    def run(prose_inputs: list[str], with_other: bool) -> set[str]:
+        sources = [{"name": "prose", "inputs": [str(tmp_path / f) for f in prose_inputs]}]
+        if with_other:
+            sources.append({"name": "other", "inputs": [str(tmp_path / "c.jsonl")]})
+        cfg = CleanConfig.from_dict(
+            {"output": str(tmp_path / "out"), "sources": sources, "stages": ["filter", "dedup"]}
+        )
+        clean(cfg, say=lambda _: None)
+        root = tmp_path / "out" / "clean"
+        return {str(p.relative_to(root)) for p in root.rglob("*.jsonl")}
+
+    assert run(["a.jsonl", "b.jsonl"], True) == {"prose/a.jsonl", "prose/b.jsonl", "other/c.jsonl"}
+    assert run(["a.jsonl"], False) == {"prose/a.jsonl"}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["stages"][0]["docs_in"] == 3 and report["stages"][1]["docs_in"] == 3

@@ -116,8 +116,27 @@ def load_clean_config(path: PathLike) -> CleanConfig:
     return CleanConfig.from_dict(read_config_file(path))
 
 
+def _prune(root: Path, keep: set[Path]) -> None:
+    """Delete the document files under `root` whose relative name is not in `keep`: what an earlier
+    run with other inputs left must not flow into the next stage."""
+    if not root.is_dir():
+        return
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            p = Path(dirpath) / name
+            if not name.startswith(".") and _is_document(p) and p.relative_to(root) not in keep:
+                p.unlink()
+
+
+def _is_document(p: Path) -> bool:
+    return p.name.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet"))
+
+
 def _link_tree(files: list[tuple[Path, Path]], dest: Path) -> None:
-    """Hard-link (or copy) each (source path, relative name) under `dest`, replacing stale links."""
+    """Hard-link (or copy) each (source path, relative name) under `dest`, replacing stale links
+    and removing documents that are no longer among `files`."""
+    _prune(dest, {rel for _, rel in files})
     for src, rel in files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +180,7 @@ def _run_filter(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], Non
     per_source = {}
     for source in cfg.sources:
         job = out / source.name
+        _prune(job, {rel for _, rel in _documents(src / source.name)})
         r = filter_files(
             src / source.name,
             job,
@@ -198,6 +218,7 @@ def _run_dedup(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None
     options = {"on_error": cfg.on_error, "text_field": cfg.text_field, **cfg.dedup}
     if cfg.threads is not None:
         options.setdefault("threads", cfg.threads)
+    _prune(out, {rel for _, rel in _documents(src)})
     dedup(src, out, **options)
     r = _move_reports("dedup", out, out.parent / "reports" / "dedup")
     say(f"  dedup: {r['docs_in']:,} in, {r['docs_out']:,} out")
@@ -224,6 +245,7 @@ def _run_decontaminate(cfg: CleanConfig, src: Path, out: Path, say: Callable[[st
         raise _core.ConfigError(
             "clean config: decontaminate has no evaluation sets (humaneval, gsm8k, evals)"
         )
+    _prune(out, {rel for _, rel in _documents(src)})
     decontaminate(src, out, evals, text_field=cfg.text_field, on_error=cfg.on_error, threads=cfg.threads, **d)
     r = _move_reports("decontaminate", out, out.parent / "reports" / "decontaminate")
     say(f"  decontaminate: {r['docs_in']:,} in, {r['docs_out']:,} out")
@@ -245,6 +267,13 @@ def clean(cfg: CleanConfig, *, say: Callable[[str], None] = print) -> dict[str, 
     out.mkdir(parents=True, exist_ok=True)
     for source in cfg.sources:
         _link_tree([(f.path, f.rel) for f in discover(source.inputs)], out / "input" / source.name)
+    # A source dropped from the config leaves nothing behind in any stage.
+    names = {s.name for s in cfg.sources}
+    for stage_dir in [out / "input", *(out / st for st in STAGES)]:
+        if stage_dir.is_dir():
+            for child in stage_dir.iterdir():
+                if child.is_dir() and not child.name.startswith(".") and child.name not in names:
+                    shutil.rmtree(child)
     current = out / "input"
     stages = []
     for stage in cfg.stages:
