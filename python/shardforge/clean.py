@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from shardforge import _core
 from shardforge.dedup import PathLike
-from shardforge.records import discover
+from shardforge.records import discover, is_document
 
 STAGES = ("filter", "dedup", "decontaminate")
 # Files each job writes next to its documents; they move to reports/ so the next stage reads only
@@ -125,12 +125,8 @@ def _prune(root: Path, keep: set[Path]) -> None:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             p = Path(dirpath) / name
-            if not name.startswith(".") and _is_document(p) and p.relative_to(root) not in keep:
+            if not name.startswith(".") and is_document(p) and p.relative_to(root) not in keep:
                 p.unlink()
-
-
-def _is_document(p: Path) -> bool:
-    return p.name.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet"))
 
 
 def _link_tree(files: list[tuple[Path, Path]], dest: Path) -> None:

@@ -67,6 +67,11 @@ def _format(path: Path) -> str | None:
     return None
 
 
+def is_document(path: Path) -> bool:
+    """Whether `path` has a document format the readers take (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)."""
+    return _format(path) is not None
+
+
 def discover(inputs: PathLike | Iterable[PathLike]) -> list[InputFile]:
     """Files, directories (walked, hidden names skipped) and globs → the sorted files to read.
     Output names keep the structure below a directory input; files and glob matches keep their name."""

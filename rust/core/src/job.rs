@@ -1,8 +1,13 @@
-//! What every file-to-file job (dedup, tokenize, decontaminate) does the same way: its worker pool,
-//! its output directory checks, and the fingerprints that decide what a rerun may reuse.
+//! What every file-to-file job (dedup, tokenize, decontaminate, filter) does the same way: its worker
+//! pool, its output directory checks, the fingerprints that decide what a rerun may reuse, how a
+//! file that ends early is recorded, and how a report table is written.
 
+use crate::atomic::AtomicFile;
+use crate::dedup::OnError;
 use crate::error::{Error, Result};
 use crate::input::{InputFile, discover};
+use crate::reader::Reject;
+use arrow_array::RecordBatch;
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -61,4 +66,44 @@ pub fn prepare(
     let work = output.join(WORK_DIR);
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     Ok((files, work))
+}
+
+/// The end of reading one file. A stream that fails after some documents were read (truncated
+/// compression, I/O error, bad Parquet) is, with `on_error = skip`, one more reject and the file
+/// counts as incomplete (`true`): its documents read so far are kept. Anything else is an error.
+pub fn end_of_read(
+    read: Result<()>,
+    on_error: OnError,
+    docs_read: u64,
+    path: &Path,
+    rejects: &mut Vec<String>,
+) -> Result<bool> {
+    match read {
+        Ok(()) => Ok(false),
+        Err(e @ (Error::Truncated { .. } | Error::Io { .. } | Error::Parquet { .. }))
+            if on_error == OnError::Skip && docs_read > 0 =>
+        {
+            let reject = Reject {
+                error: e,
+                raw: None,
+            };
+            rejects.push(String::from_utf8_lossy(&reject.json_line(path)).into_owned());
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Write `batch` as the Parquet file `dest`, atomically.
+pub fn write_table(dest: &Path, batch: &RecordBatch) -> Result<()> {
+    let (guard, f) = AtomicFile::create(dest)?;
+    let err = |e: &dyn std::fmt::Display| Error::Parquet {
+        path: guard.tmp_path().to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).map_err(|e| err(&e))?;
+    w.write(batch).map_err(|e| err(&e))?;
+    let f = w.into_inner().map_err(|e| err(&e))?;
+    guard.commit(f)
 }

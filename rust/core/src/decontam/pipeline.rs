@@ -15,7 +15,7 @@ use crate::dedup::OnError;
 use crate::dedup::output::write_kept_edited;
 use crate::error::{Error, Result};
 use crate::input::InputFile;
-use crate::job::{fingerprint, prepare, worker_pool};
+use crate::job::{end_of_read, fingerprint, prepare, worker_pool, write_table};
 use crate::reader::{FieldConfig, Item, read_file};
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
@@ -243,21 +243,7 @@ fn decontaminate_file(
         }
         Ok(())
     });
-    let incomplete = match read {
-        Ok(()) => false,
-        Err(e @ (Error::Truncated { .. } | Error::Io { .. } | Error::Parquet { .. }))
-            if cfg.on_error == OnError::Skip && d.docs > 0 =>
-        {
-            let reject = crate::reader::Reject {
-                error: e,
-                raw: None,
-            };
-            d.rejects
-                .push(String::from_utf8_lossy(&reject.json_line(&file.path)).into_owned());
-            true
-        }
-        Err(e) => return Err(e),
-    };
+    let incomplete = end_of_read(read, cfg.on_error, d.docs, &file.path, &mut d.rejects)?;
     d.kept = write_kept_edited(
         file,
         &kept,
@@ -315,12 +301,7 @@ fn write_hits(dest: &Path, files: &[InputFile], done: &[FileDone]) -> Result<()>
         message: e.to_string(),
     };
     let batch = RecordBatch::try_new(Arc::new(schema), columns).map_err(|e| parquet_err(&e))?;
-    let mut buf = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None)
-        .map_err(|e| parquet_err(&e))?;
-    w.write(&batch).map_err(|e| parquet_err(&e))?;
-    w.close().map_err(|e| parquet_err(&e))?;
-    write_atomic(dest, &buf)
+    write_table(dest, &batch)
 }
 
 fn summarize(

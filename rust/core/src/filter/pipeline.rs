@@ -13,8 +13,8 @@ use crate::dedup::OnError;
 use crate::dedup::output::write_kept_edited;
 use crate::error::{Error, Result};
 use crate::input::InputFile;
-use crate::job::{fingerprint, prepare, worker_pool};
-use crate::reader::{FieldConfig, Item, Reject, read_file};
+use crate::job::{end_of_read, fingerprint, prepare, worker_pool, write_table};
+use crate::reader::{FieldConfig, Item, read_file};
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
@@ -280,21 +280,7 @@ fn filter_file(
         }
         Ok(())
     });
-    let incomplete = match read {
-        Ok(()) => false,
-        Err(e @ (Error::Truncated { .. } | Error::Io { .. } | Error::Parquet { .. }))
-            if cfg.on_error == OnError::Skip && d.docs > 0 =>
-        {
-            let reject = Reject {
-                error: e,
-                raw: None,
-            };
-            d.rejects
-                .push(String::from_utf8_lossy(&reject.json_line(&file.path)).into_owned());
-            true
-        }
-        Err(e) => return Err(e),
-    };
+    let incomplete = end_of_read(read, cfg.on_error, d.docs, &file.path, &mut d.rejects)?;
     d.kept = write_kept_edited(
         file,
         &kept,
@@ -304,11 +290,11 @@ fn filter_file(
         incomplete,
     )?;
     let rel = file.rel.to_string_lossy().into_owned();
-    write_parquet(
+    write_table(
         &parts[0],
         &stats_batch(&rel, names, rows.line.len(), &rows)?,
     )?;
-    write_parquet(&parts[1], &removed_batch(&rel, &rows.removed)?)?;
+    write_table(&parts[1], &removed_batch(&rel, &rows.removed)?)?;
     Ok(d)
 }
 
@@ -394,18 +380,6 @@ fn parquet_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
-}
-
-fn write_parquet(dest: &Path, batch: &RecordBatch) -> Result<()> {
-    let (guard, f) = AtomicFile::create(dest)?;
-    let mut w = ArrowWriter::try_new(f, batch.schema(), None)
-        .map_err(|e| parquet_error(guard.tmp_path(), &e))?;
-    w.write(batch)
-        .map_err(|e| parquet_error(guard.tmp_path(), &e))?;
-    let f = w
-        .into_inner()
-        .map_err(|e| parquet_error(guard.tmp_path(), &e))?;
-    guard.commit(f)
 }
 
 /// One Parquet file holding the rows of `parts`, in order.
