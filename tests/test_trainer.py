@@ -214,7 +214,8 @@ def test_a_loss_spike_that_lasts_rolls_back_with_a_lower_learning_rate(
     def spiking(self: Transformer, *args: Any) -> torch.Tensor:
         calls["n"] += 1
         loss = real(self, *args)
-        return loss * 10 if 13 <= calls["n"] <= 16 else loss  # steps 13-16 the first time through
+        # 10x the value, the same gradient, on steps 13-16 the first time through.
+        return loss + 9 * loss.detach() if 13 <= calls["n"] <= 16 else loss
 
     monkeypatch.setattr(Transformer, "loss", spiking)
     cfg = loop_config(tiny_dataset, tmp_path / "s", steps=20, checkpoint_every=2, keep_checkpoints=3)
@@ -222,13 +223,40 @@ def test_a_loss_spike_that_lasts_rolls_back_with_a_lower_learning_rate(
     train(cfg, quiet=True)
     ms = metrics(tmp_path / "s")
     back = [m for m in ms if "rolled_back_to" in m]
-    assert len(back) == 1 and back[0]["step"] == 16 and back[0]["rolled_back_to"] == 12
+    # The spike's first loss (step 13) came from the weights after step 12: back to step 10.
+    assert len(back) == 1 and back[0]["step"] == 16 and back[0]["rolled_back_to"] == 10
     assert [m["loss_spike"] for m in ms[12:16]] == [True] * 4
-    first_13, second_13 = (m for m in ms if m["step"] == 13)
-    assert second_13["lr"] == pytest.approx(0.7 * first_13["lr"])
+    first_11, second_11 = (m for m in ms if m["step"] == 11)
+    assert second_11["lr"] == pytest.approx(0.7 * first_11["lr"])
     assert ms[-1]["step"] == 20 and ms[-1]["rollbacks"] == 1 and not ms[-1]["loss_spike"]
     names = [p.name for p in checkpoint.list_checkpoints(tmp_path / "s" / "checkpoints")]
     assert names == ["step_00000016", "step_00000018", "step_00000020"]
+
+
+def test_skipped_steps_in_a_row_roll_back(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model broken by one bad update only yields huge gradients: every step is skipped, so the
+    run must go back to earlier weights rather than skip forever."""
+    real = Transformer.loss
+    calls = {"n": 0}
+
+    def huge_gradients(self: Transformer, *args: Any) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real(self, *args)
+        # Same value, 1000x the gradient, on steps 13-15 the first time through.
+        return loss + 999 * (loss - loss.detach()) if 13 <= calls["n"] <= 15 else loss
+
+    monkeypatch.setattr(Transformer, "loss", huge_gradients)
+    cfg = loop_config(tiny_dataset, tmp_path / "k", steps=18, checkpoint_every=2, keep_checkpoints=3)
+    cfg.rollback_after = 3
+    train(cfg, quiet=True)
+    ms = metrics(tmp_path / "k")
+    assert [m["skipped_this_step"] for m in ms[12:15]] == ["grad_spike"] * 3
+    assert not any(m["loss_spike"] for m in ms)
+    back = [m for m in ms if "rolled_back_to" in m]
+    assert len(back) == 1 and back[0]["step"] == 15 and back[0]["rolled_back_to"] == 10
+    assert ms[-1]["step"] == 18 and ms[-1]["rollbacks"] == 1 and ms[-1]["skipped_this_step"] is None
 
 
 def test_validation_loss_and_tensorboard(tiny_dataset: Path, tmp_path: Path) -> None:

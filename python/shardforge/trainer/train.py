@@ -6,9 +6,11 @@ Stability guards, each counted and logged:
 - a non-finite loss or gradient norm skips the step;
 - a gradient norm above `spike_factor` × the median of the last 100 accepted ones skips the step;
 - a loss above `loss_spike_factor` × the median of the last 100 losses that has not come back
-  within `rollback_after` steps rolls the run back to the last checkpoint saved before the spike
-  and multiplies the learning rate by `rollback_lr_factor` from then on (no checkpoint is saved
-  during a spike).
+  within `rollback_after` steps, or `rollback_after` skipped steps in a row (a model broken by one
+  bad update only produces huge gradients, so skipping alone never recovers it), rolls the run back
+  to the last checkpoint saved before the update that preceded the trouble and multiplies the
+  learning rate by `rollback_lr_factor` from then on. No checkpoint is saved during a spike, and a
+  fresh run saves one at step 0, so there is always one to go back to.
 
 Besides the loss, learning rate, norms, throughput and MFU, every `collapse_every` steps the
 metrics carry `embed_sv_ratio`, σ1/σ2 of the token embedding: a ratio that climbs means the
@@ -111,6 +113,9 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     last = checkpoint.list_checkpoints(ckpts)
     if last:
         st = _restore(last[-1], model, opt, loader)
+    elif cfg.steps > 0:
+        checkpoint.save(ckpts, 0, model, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
+        opt.state.clear()  # saving fills AdamW's state with a zero step; the first real step starts it
     metrics_path = out / "metrics.jsonl"
     _truncate_metrics(metrics_path, st.step)
     board = _board(out, cfg) if rank == 0 else None
@@ -184,8 +189,13 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         if cfg.collapse_every and (st.step % cfg.collapse_every == 0 or st.step == cfg.steps):
             record["embed_sv_ratio"] = singular_value_ratio(model.embed.weight)
         rolled_back_to = None
-        if spiking and st.step - st.spike_start >= cfg.rollback_after:
-            good = [c for c in checkpoint.list_checkpoints(ckpts) if _step_of(c) < st.spike_start]
+        st.skip_streak = st.skip_streak + 1 if skip else 0
+        spike_lasts = spiking and st.step - st.spike_start >= cfg.rollback_after
+        if spike_lasts or st.skip_streak >= cfg.rollback_after:
+            # The first bad loss (or gradient) at step k was computed on the weights after k - 1
+            # updates, so those are suspect too: go back to a checkpoint before them.
+            start = st.spike_start if spike_lasts else st.step - st.skip_streak + 1
+            good = [c for c in checkpoint.list_checkpoints(ckpts) if _step_of(c) < start - 1]
             if good:
                 rollbacks, scale = st.rollbacks + 1, st.lr_scale * cfg.rollback_lr_factor
                 st = _restore(good[-1], model, opt, loader)
@@ -260,6 +270,7 @@ class _State:
     grad_norms: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     losses: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     spike_start: int = -1  # first step of the loss spike in progress, -1: none
+    skip_streak: int = 0  # skipped steps in a row, up to this one
     rollbacks: int = 0
     lr_scale: float = 1.0
 
@@ -271,6 +282,7 @@ class _State:
             "losses": list(self.losses),
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
+            "skip_streak": self.skip_streak,
             "loader": loader.state_dict(),
             "rng": torch.get_rng_state(),  # rank 0's; the model itself draws no random numbers
             "config": asdict(cfg),
@@ -279,6 +291,8 @@ class _State:
 
 def _restore(path: Path, model: Transformer, opt: torch.optim.Optimizer, loader: Loader) -> _State:
     extra = checkpoint.load(path, model, opt)
+    if extra["step"] == 0:
+        opt.state.clear()  # as in a fresh run: the saved state is a placeholder
     loader.load_state_dict(extra["loader"])
     torch.set_rng_state(extra["rng"])
     return _State(
@@ -288,6 +302,7 @@ def _restore(path: Path, model: Transformer, opt: torch.optim.Optimizer, loader:
         losses=deque(extra.get("losses", []), maxlen=100),
         rollbacks=extra.get("rollbacks", 0),
         lr_scale=extra.get("lr_scale", 1.0),
+        skip_streak=extra.get("skip_streak", 0),
     )
 
 
