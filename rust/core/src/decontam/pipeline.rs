@@ -72,6 +72,9 @@ struct FileDone {
     /// Documents kept with their matched spans cut out (action `cut`).
     #[serde(default)]
     cut: u64,
+    /// UTF-8 bytes of the text written out (cut documents count what is left).
+    /// No default: a record written before this field existed is redone, not reported as 0.
+    text_bytes_out: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -95,6 +98,7 @@ pub struct DecontamReport {
     pub docs_cut: u64,
     pub rejects: u64,
     pub text_bytes: u64,
+    pub text_bytes_out: u64,
     pub benchmarks: Vec<BenchmarkReport>,
     pub boilerplate_ngrams: u64,
     pub seconds: f64,
@@ -185,6 +189,7 @@ fn decontaminate_file(
         rejects: Vec::new(),
         hits: Vec::new(),
         text_bytes: 0,
+        text_bytes_out: 0,
         cut: 0,
     };
     let action = cfg.decontam.action;
@@ -214,14 +219,17 @@ fn decontaminate_file(
                         .fetch_add(doc.text.len() as u64, Ordering::Relaxed);
                     if hits.is_empty() || action == Action::Tag {
                         kept.push(doc.line);
+                        d.text_bytes_out += doc.text.len() as u64;
                     } else if action == Action::Cut {
                         // GPT-3 / NeMo: the pieces left between cut spans, joined by a blank
                         // line; a document with none left (or too many) is dropped.
                         if let Some(pieces) = cut(&doc.text, &hits, &cfg.decontam.cut)
                             && !pieces.is_empty()
                         {
+                            let text = pieces.join("\n\n");
+                            d.text_bytes_out += text.len() as u64;
                             kept.push(doc.line);
-                            edits.insert(doc.line, pieces.join("\n\n"));
+                            edits.insert(doc.line, text);
                             d.cut += 1;
                         }
                     }
@@ -352,6 +360,7 @@ fn summarize(
         docs_cut: done.iter().map(|d| d.cut).sum(),
         rejects: done.iter().map(|d| d.rejects.len() as u64).sum(),
         text_bytes,
+        text_bytes_out: done.iter().map(|d| d.text_bytes_out).sum(),
         benchmarks,
         boilerplate_ngrams: index.boilerplate_ngrams,
         seconds,

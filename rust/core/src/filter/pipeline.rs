@@ -80,6 +80,9 @@ struct FileDone {
     /// Lines removed by each line-level rule, over the documents that stayed.
     lines_removed: BTreeMap<String, u64>,
     text_bytes: u64,
+    /// UTF-8 bytes of the text written out (after line removals).
+    /// No default: a record written before this field existed is redone, not reported as 0.
+    text_bytes_out: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -96,6 +99,7 @@ pub struct FilterReport {
     pub rule_failures: BTreeMap<String, u64>,
     pub lines_removed: BTreeMap<String, u64>,
     pub text_bytes: u64,
+    pub text_bytes_out: u64,
     pub seconds: f64,
     pub mb_per_s: f64,
     pub peak_rss_bytes: u64,
@@ -252,16 +256,17 @@ fn filter_file(
             let keep = tag || o.kept();
             if keep {
                 kept.push(doc.line);
-                match (&o.text, tag) {
-                    (Some(t), false) => {
-                        d.edited += 1;
-                        d.chars_out += super::text::char_len(t) as u64;
-                        for r in &o.removed {
-                            *d.lines_removed.entry(r.reason.to_owned()).or_default() += 1;
-                        }
-                        edits.insert(doc.line, t.clone());
+                if let (Some(t), false) = (&o.text, tag) {
+                    d.edited += 1;
+                    d.chars_out += super::text::char_len(t) as u64;
+                    d.text_bytes_out += t.len() as u64;
+                    for r in &o.removed {
+                        *d.lines_removed.entry(r.reason.to_owned()).or_default() += 1;
                     }
-                    _ => d.chars_out += chars,
+                    edits.insert(doc.line, t.clone());
+                } else {
+                    d.chars_out += chars;
+                    d.text_bytes_out += doc.text.len() as u64;
                 }
             }
             for r in o.removed {
@@ -418,6 +423,7 @@ fn summarize(files: &[InputFile], done: &[FileDone], resumed: usize, t0: Instant
         r.chars_in += d.chars_in;
         r.chars_out += d.chars_out;
         r.text_bytes += d.text_bytes;
+        r.text_bytes_out += d.text_bytes_out;
         for (k, v) in &d.rule_failures {
             *r.rule_failures.entry(k.clone()).or_default() += v;
         }
