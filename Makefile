@@ -22,19 +22,13 @@ $(PY):
 # The train extra (torch, ~2.7 GB, cached by pip after the first time) is here for the loader's
 # torch.utils.data path and the trainer; `pip install shardforge` alone does without it.
 $(STAMP): $(PY) $(SOURCES)
-	$(PIP) install -q -e '.[dev,train]'
+	$(PIP) install -q -e '.[dev,train,report]'
 	@touch $@
 
 install: $(STAMP)  ## create .venv and build the extension (release) with the dev tools
 
-demo: $(STAMP)  ## the main job: gather a real corpus, clean it (quality rules, dedup, decontamination), train a tokenizer, write token shards
-	$(VENV)/bin/shardforge corpus demo/corpus
-	$(VENV)/bin/shardforge clean configs/clean-demo.toml
-	$(VENV)/bin/shardforge query "SELECT r AS rule, count(*) AS docs FROM (SELECT unnest(failed) AS r FROM 'demo/clean/reports/filter/*/stats.parquet') GROUP BY ALL ORDER BY docs DESC"
-	$(VENV)/bin/shardforge tokenizer train demo/clean/clean -o demo/tokenizer.json --vocab-size 32000 --max-bytes 64MiB
-	$(VENV)/bin/shardforge tokenize demo/clean/clean -o demo/tokens -t demo/tokenizer.json --on-error skip
-	$(VENV)/bin/shardforge verify demo/tokens
-	$(VENV)/bin/shardforge stats demo/tokens
+demo: $(STAMP)  ## the main job: gather a real corpus, clean it, tokenize, train on clean vs raw text, write demo/report/
+	$(VENV)/bin/shardforge pipeline configs/demo.toml
 
 test: lint rust-test  ## everything: lints, Rust tests, all Python tests (slow ones too)
 	$(PY) -m pytest -m 'slow or not slow'
@@ -58,6 +52,8 @@ bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the benc
 	$(PY) bench/dedup.py
 	$(PY) bench/tokenization.py
 	$(PY) bench/decontam.py
+	$(PY) bench/filters.py
+	$(PY) bench/loader.py
 	$(PY) bench/filters.py
 	$(PY) bench/loader.py
 

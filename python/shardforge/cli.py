@@ -127,16 +127,44 @@ def _run_dedup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_pipeline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from shardforge.pipeline import STEPS
+
+    p = sub.add_parser(
+        "pipeline",
+        help="the main job: corpus, cleaning, tokenizer, token datasets, training and the report",
+        description="Run the steps of the main job over the config's work directory: "
+        + ", ".join(STEPS)
+        + ". Each step reuses what a previous run finished; --step runs only the named steps "
+        "(they read what earlier steps wrote). The report is written to WORKDIR/report/.",
+    )
+    p.add_argument("config", help="pipeline config file (.toml or .json), e.g. configs/demo.toml")
+    p.add_argument(
+        "--step", action="append", choices=STEPS, default=None, help="run only this step; repeatable"
+    )
+    p.set_defaults(func=_run_pipeline)
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from shardforge.pipeline import STEPS, load_pipeline_config, run
+
+    run(load_pipeline_config(args.config), tuple(args.step or STEPS))
+    return 0
+
+
 def _add_corpus(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("corpus", help="gather a real corpus from text already on this machine")
     p.add_argument("output", help="directory for the JSONL files")
+    p.add_argument(
+        "--max-docs", type=int, default=None, help="at most this many documents per source (a sample)"
+    )
     p.set_defaults(func=_run_corpus)
 
 
 def _run_corpus(args: argparse.Namespace) -> int:
     from shardforge.corpus import gather
 
-    counts = gather(args.output)
+    counts = gather(args.output, max_docs_per_source=args.max_docs)
     print(f"{sum(counts.values()):,} documents in {args.output}")
     return 0
 
@@ -712,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shardforge", description="shardforge: pretraining data engine")
     parser.add_argument("--version", action="version", version=f"shardforge {_core.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_pipeline(sub)
     _add_corpus(sub)
     _add_dedup(sub)
     _add_decontaminate(sub)

@@ -62,16 +62,23 @@ def _open(path: Path, final: Path) -> IO[bytes]:
     return open(path, "wb")
 
 
-def gather(out_dir: str | os.PathLike[str], *, verbose: bool = True) -> dict[str, int]:
-    """Write the corpus into `out_dir` (skipped if a previous gather finished); returns docs per source."""
+def gather(
+    out_dir: str | os.PathLike[str], *, max_docs_per_source: int | None = None, verbose: bool = True
+) -> dict[str, int]:
+    """Write the corpus into `out_dir` (skipped if a previous gather with the same limit finished);
+    returns docs per source. `max_docs_per_source` keeps the first documents of each source, in
+    sorted path order: a small real sample."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done = out / ".gathered.json"
     if done.exists():
-        counts: dict[str, int] = json.loads(done.read_text())
-        if verbose:
-            print(f"corpus already gathered in {out} ({sum(counts.values()):,} docs)")
-        return counts
+        previous = json.loads(done.read_text())
+        if previous.get("max_docs_per_source") == max_docs_per_source and "counts" in previous:
+            counts: dict[str, int] = previous["counts"]
+            if verbose:
+                print(f"corpus already gathered in {out} ({sum(counts.values()):,} docs)")
+            return counts
+        done.unlink()
     try:
         import zstandard  # noqa: F401
 
@@ -87,6 +94,8 @@ def gather(out_dir: str | os.PathLike[str], *, verbose: bool = True) -> dict[str
         n = size = 0
         with _open(tmp, path) as f:
             for src, text in docs:
+                if max_docs_per_source is not None and n >= max_docs_per_source:
+                    break
                 rec = {"id": f"{name}/{n}", "source": name, "path": src, "text": text}
                 f.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
                 n += 1
@@ -95,5 +104,5 @@ def gather(out_dir: str | os.PathLike[str], *, verbose: bool = True) -> dict[str
         counts[name] = n
         if verbose:
             print(f"  {name:20s} {n:7,d} docs {size / 1e6:8.1f} MB  -> {path.name}")
-    done.write_text(json.dumps(counts))
+    done.write_text(json.dumps({"max_docs_per_source": max_docs_per_source, "counts": counts}))
     return counts
