@@ -46,6 +46,9 @@ def main() -> None:
     }
     if dist.get_rank() == 0:
         torch.save({"loss": mean.item(), "params": params}, work / "result.pt")
+    # A rank tearing gloo down while its peer is still working aborts now and then ("terminate
+    # called without an active exception"); leave together.
+    dist.barrier()
     dist.destroy_process_group()
 
 
