@@ -257,6 +257,7 @@ def test_skipped_steps_in_a_row_roll_back(
     back = [m for m in ms if "rolled_back_to" in m]
     assert len(back) == 1 and back[0]["step"] == 15 and back[0]["rolled_back_to"] == 10
     assert ms[-1]["step"] == 18 and ms[-1]["rollbacks"] == 1 and ms[-1]["skipped_this_step"] is None
+    assert ms[-1]["skipped"] == {"non_finite": 0, "grad_spike": 3}  # kept across the rollback
 
 
 def test_validation_loss_and_tensorboard(tiny_dataset: Path, tmp_path: Path) -> None:

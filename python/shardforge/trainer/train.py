@@ -198,8 +198,9 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             good = [c for c in checkpoint.list_checkpoints(ckpts) if _step_of(c) < start - 1]
             if good:
                 rollbacks, scale = st.rollbacks + 1, st.lr_scale * cfg.rollback_lr_factor
+                skipped = st.skipped  # the abandoned stretch's skips still happened
                 st = _restore(good[-1], model, opt, loader)
-                st.rollbacks, st.lr_scale = rollbacks, scale
+                st.rollbacks, st.lr_scale, st.skipped = rollbacks, scale, skipped
                 batches = iter(loader)
                 rolled_back_to = st.step
                 record["rolled_back_to"] = rolled_back_to
