@@ -177,6 +177,25 @@ def test_a_non_finite_loss_skips_the_step(
     assert all(math.isfinite(m["loss"]) for i, m in enumerate(ms) if i != 2)
 
 
+def test_command_line_overrides_reach_nested_fields() -> None:
+    from shardforge.cli import apply_overrides
+
+    data = {"steps": 4, "loader": {"batch_size": 2, "sources": []}}
+    out = apply_overrides(data, ["--steps=10", "--loader.batch_size=16", "--parallel.tp=2", "--model=125m"])
+    assert out == {
+        "steps": 10,
+        "loader": {"batch_size": 16, "sources": []},
+        "parallel": {"tp": 2},
+        "model": "125m",
+    }
+    assert apply_overrides({}, ["--betas=[0.9, 0.99]", "--model-overrides.qk_norm=true"]) == {
+        "betas": [0.9, 0.99],
+        "model_overrides": {"qk_norm": True},
+    }
+    with pytest.raises(ValueError, match="is not a section"):
+        apply_overrides({"steps": 4}, ["--steps.x=1"])
+
+
 def test_learning_rate_schedules() -> None:
     assert lr_factor(0, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
     assert lr_factor(9, 100, 10, "cosine", 0.1) == pytest.approx(1.0)
@@ -196,10 +215,11 @@ def test_train_command_runs_and_resumes(
     (tmp_path / "train.json").write_text(json.dumps(cfg))
     assert main(["train", str(tmp_path / "train.json")]) == 0
     assert "step 4: loss" in capsys.readouterr().out
-    cfg["steps"] = 6
-    (tmp_path / "train.json").write_text(json.dumps(cfg))
-    assert main(["train", str(tmp_path / "train.json")]) == 0
+    # The file says 4 steps; the command line says 6, and the run resumes at step 4.
+    assert main(["train", str(tmp_path / "train.json"), "--steps=6"]) == 0
     assert [m["step"] for m in metrics(tmp_path / "cli")] == [1, 2, 3, 4, 5, 6]
+    assert main(["train", str(tmp_path / "train.json"), "--steps"]) == 2
+    assert "expected --section.key=value" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text(json.dumps(cfg | {"stepz": 3}))
     assert main(["train", str(tmp_path / "bad.json")]) == 2
     assert "stepz" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shardforge import _core
 from shardforge.dedup import dedup, make_config
@@ -357,18 +358,44 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "train",
         help="train the model on token datasets (resumes from the last checkpoint)",
-        description="Train a model from a JSON config: the TrainConfig fields, with `loader` a loader "
-        "config. Metrics go to OUT_DIR/metrics.jsonl, checkpoints to OUT_DIR/checkpoints; a rerun resumes.",
+        description="Train a model from a JSON or TOML config: the TrainConfig fields, with `loader` a "
+        "loader config. Any field can be overridden after the file: --steps=500, --loader.batch_size=16, "
+        "--parallel.tp=2 (values are read as JSON, else taken as strings). Metrics go to "
+        "OUT_DIR/metrics.jsonl, checkpoints to OUT_DIR/checkpoints; a rerun resumes.",
     )
     p.add_argument("config", help="train config file (.json or .toml)")
-    p.set_defaults(func=_run_train)
+    p.set_defaults(func=_run_train, overrides=True)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """`--a.b=value` arguments applied to nested config data; a value is JSON when it parses as JSON
+    (numbers, true/false, lists), else a string."""
+    import json
+
+    for arg in overrides:
+        key, eq, raw = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not eq or not key:
+            raise ValueError(f"override {arg!r}: expected --section.key=value")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *path, last = key.replace("-", "_").split(".")
+        node = data
+        for part in path:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"override {arg!r}: {part!r} is not a section")
+            node = child
+        node[last] = value
+    return data
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from shardforge.loader_config import read_config_file
     from shardforge.trainer.train import TrainConfig, train
 
-    data = read_config_file(args.config)
+    data = apply_overrides(read_config_file(args.config), args.extra)
     try:
         cfg = TrainConfig(**data)
     except TypeError as e:
@@ -759,7 +786,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
