@@ -326,9 +326,9 @@ def render_html(summary: dict[str, Any], figs: list[tuple[str, str]]) -> str:
                     s["docs_out"],
                     ", ".join(f"{k} {v:,}" for k, v in s["dropped"].items()),
                     s["rejects"],
-                    s["bytes_in"] / 1e6,
-                    s["bytes_out"] / 1e6,
-                    s["seconds"],
+                    f"{s['bytes_in'] / 1e6:,.1f}",
+                    f"{s['bytes_out'] / 1e6:,.1f}",
+                    f"{s['seconds']:,.1f}",
                 ]
                 for s in st
             ],
@@ -387,6 +387,14 @@ def render_html(summary: dict[str, Any], figs: list[tuple[str, str]]) -> str:
             f"<p><b>Clean data's validation loss is {abs(diff):.4f} nats/token {verdict} than raw data's</b> "
             f"({cmp_['clean']:.4f} vs {cmp_['raw']:.4f}).</p>"
         )
+    for r, t in tr.items():
+        if t["rollbacks"]:
+            parts.append(
+                f"<p>The {html.escape(r)} run rolled back {t['rollbacks']} time(s) "
+                "after an unrecovered spike "
+                "and trained on at a lower learning rate from then on (the trainer's guard); the comparison "
+                "includes that.</p>"
+            )
     for name, caption in figs:
         parts.append(
             f"<figure><img src='{name}' alt='{html.escape(caption)}'>"
