@@ -72,8 +72,18 @@ def test_pipeline_stages_chain_into_the_model() -> None:
         (2, 1, 0, 2, "1F1B"),
         (2, 1, 0, 2, "Interleaved1F1B"),
         (4, 1, 0, 2, "1F1B"),
+        (4, 2, 1, 2, "Interleaved1F1B"),
     ],
-    ids=["fsdp2", "tp2", "fsdp2-ac", "fsdp2xtp2", "pp2", "pp2-interleaved", "fsdp2xpp2"],
+    ids=[
+        "fsdp2",
+        "tp2",
+        "fsdp2-ac",
+        "fsdp2xtp2",
+        "pp2",
+        "pp2-interleaved",
+        "fsdp2xpp2",
+        "tp2xpp2-interleaved-ac",
+    ],
 )
 def test_parallel_step_equals_the_single_process_step(
     tmp_path: Path, nproc: int, tp: int, ac: int, pp: int, schedule: str
