@@ -1,7 +1,8 @@
 """A Llama-style decoder: RMSNorm, RoPE, grouped-query attention through
 `scaled_dot_product_attention` (within each document when the loader's position ids are given),
 SwiGLU MLP, optional QK-norm and z-loss, tied or untied embeddings, optionally μP's init and
-multipliers (`shardforge.trainer.mup`).
+multipliers (`shardforge.trainer.mup`). `TransformerStage` is a run of its layers for pipeline
+parallelism, under the whole model's parameter names.
 
 `ModelConfig.kernels` switches RMSNorm, SwiGLU, RoPE and the LM head + loss between the Triton
 kernels (`shardforge.kernels`) and plain PyTorch; the two compute the same function."""
@@ -9,6 +10,7 @@ kernels (`shardforge.kernels`) and plain PyTorch; the two compute the same funct
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -109,11 +111,43 @@ class Block(nn.Module):
         return y
 
 
+def rope_and_mask(
+    cfg: ModelConfig, x: torch.Tensor, position_ids: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """RoPE's cos and sin in `x`'s dtype, and the document mask (None: plain causal attention) for
+    hidden states `x` (batch, seq, dim). Without position ids every row is one document."""
+    b, s = x.shape[:2]
+    mask = None
+    if position_ids is None:
+        position_ids = torch.arange(s, device=x.device).expand(b, s)
+    elif cfg.doc_masking:
+        mask = document_mask(position_ids)
+    cos, sin = kernels.rope_cos_sin(position_ids, cfg.head_dim, cfg.rope_base)
+    return cos.to(x.dtype), sin.to(x.dtype), mask
+
+
+def head(cfg: ModelConfig, lm_head: nn.Linear, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """The LM head on the final (normed) hidden states `h`: logits, or with `labels` the loss (see
+    `Transformer.forward`). μP's output multiplier scales the head's input, which is the same as
+    scaling the logits."""
+    multiplier = mup.output_multiplier(cfg)
+    if multiplier != 1.0:
+        h = h * multiplier
+    if labels is None:
+        logits: torch.Tensor = lm_head(h)
+        return logits
+    if cfg.kernels:
+        return kernels.fused_linear_cross_entropy(h, lm_head.weight, labels, z_loss=cfg.z_loss)
+    return reference.linear_cross_entropy(
+        h.reshape(-1, h.shape[-1]), lm_head.weight, labels.reshape(-1), z_loss=cfg.z_loss
+    )
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.output_multiplier = mup.output_multiplier(cfg)
+        self.output_multiplier = mup.output_multiplier(cfg)  # applied in `head`
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = Norm(cfg.dim, cfg.norm_eps, cfg.kernels)
@@ -142,15 +176,8 @@ class Transformer(nn.Module):
     def hidden_states(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
-        b, s = input_ids.shape
-        mask = None
-        if position_ids is None:
-            position_ids = torch.arange(s, device=input_ids.device).expand(b, s)
-        elif self.cfg.doc_masking:
-            mask = document_mask(position_ids)
-        cos, sin = kernels.rope_cos_sin(position_ids, self.cfg.head_dim, self.cfg.rope_base)
         x = self.embed(input_ids)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        cos, sin, mask = rope_and_mask(self.cfg, x, position_ids)
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
         return self.norm(x)  # type: ignore[no-any-return]
@@ -163,22 +190,46 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Logits (batch, seq, vocab); with `labels`, the mean cross-entropy over labels that are
         not -100 (plus z-loss when configured) instead. The loss goes through `forward` so that
-        FSDP's hooks gather the head's weight; the kernel path never materialises the logits.
-        μP's output multiplier scales the head's input, which is the same as scaling the logits."""
+        FSDP's hooks gather the head's weight; the kernel path never materialises the logits."""
         h = self.hidden_states(input_ids, position_ids)
-        if self.output_multiplier != 1.0:
-            h = h * self.output_multiplier
-        if labels is None:
-            logits: torch.Tensor = self.lm_head(h)
-            return logits
-        if self.cfg.kernels:
-            return kernels.fused_linear_cross_entropy(h, self.lm_head.weight, labels, z_loss=self.cfg.z_loss)
-        return reference.linear_cross_entropy(
-            h.reshape(-1, h.shape[-1]), self.lm_head.weight, labels.reshape(-1), z_loss=self.cfg.z_loss
-        )
+        return head(self.cfg, self.lm_head, h, labels)
 
     def loss(
         self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         out: torch.Tensor = self(input_ids, position_ids, labels)
         return out
+
+
+class TransformerStage(nn.Module):
+    """Some of a `Transformer`'s layers, for pipeline parallelism, with the embedding when `first`
+    and the final norm, LM head and loss when `last`. It holds the model's own modules, and the layers are
+    keyed by their index in the whole model, so parameter names (and so checkpoints) are the whole
+    model's. Every stage recomputes RoPE and the document mask from the position ids."""
+
+    def __init__(self, model: Transformer, layers: Iterable[int], first: bool, last: bool) -> None:
+        super().__init__()
+        cfg = model.cfg
+        if cfg.tie_embeddings and first != last:
+            raise ValueError("pipeline parallelism needs untied embeddings (tie_embeddings=False)")
+        self.cfg = cfg
+        self.embed = model.embed if first else None
+        self.layers = nn.ModuleDict({str(i): model.layers[i] for i in layers})
+        self.norm = model.norm if last else None
+        self.lm_head = model.lm_head if last else None
+
+    def forward(
+        self, x: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Token ids (with the embedding) or the previous stage's hidden states in; the next
+        stage's hidden states out, or with the head the mean loss as a 1-element tensor (the
+        pipeline schedule concatenates its microbatches' outputs, which needs a dimension)."""
+        if self.embed is not None:
+            x = self.embed(x)
+        cos, sin, mask = rope_and_mask(self.cfg, x, position_ids)
+        for layer in self.layers.values():
+            x = layer(x, cos, sin, mask)
+        if self.norm is None or self.lm_head is None:
+            return x
+        out = head(self.cfg, self.lm_head, self.norm(x), labels)
+        return out if labels is None else out.reshape(1)

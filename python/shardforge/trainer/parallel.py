@@ -8,44 +8,72 @@ wraps what the previous one produced).
   fused loss sees the full head weight.
 - FSDP2 (`fully_shard`): every block, then the root; parameters in `param_dtype` for compute,
   gradients reduced in fp32.
+- Pipeline parallel (`Pipeline`, `torch.distributed.pipelining`): the layers are cut into
+  contiguous, even runs, one stage each: pp stages under "1F1B", 2 × pp under "Interleaved1F1B",
+  where rank r holds stages r and r + pp. A stage is a `TransformerStage` (the embedding on the
+  first, the norm, head and loss on the last) and goes through `parallelize` on its own; FSDP then
+  keeps its parameters gathered from one microbatch to the next. The schedule splits each batch
+  into microbatches and averages their gradients.
+
+The mesh is ("pp", "dp", "tp"), tensor parallel innermost (the ranks that talk most are closest).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
+from torch import nn
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.pipelining import PipelineStage
+from torch.distributed.pipelining.schedules import (
+    PipelineScheduleMulti,
+    PipelineScheduleSingle,
+    Schedule1F1B,
+    ScheduleInterleaved1F1B,
+)
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
-from shardforge.trainer.model import Transformer
+from shardforge.trainer.model import Transformer, TransformerStage
+
+# Pipeline schedules by name, with the stages each rank holds.
+SCHEDULES = {"1F1B": 1, "Interleaved1F1B": 2}
 
 
 @dataclass(frozen=True)
 class ParallelConfig:
-    dp: int = -1  # -1: whatever the world size leaves after tp
+    dp: int = -1  # -1: whatever the world size leaves after tp and pp
     tp: int = 1
+    pp: int = 1
+    pp_schedule: str = "1F1B"  # or "Interleaved1F1B"
+    # Microbatches per loader batch (it must divide the batch size); 0: one per pipeline stage.
+    pp_microbatches: int = 0
     activation_checkpointing: bool = False
     compile: bool = False
     param_dtype: str = "float32"  # "bfloat16" on GPUs
 
 
 def build_mesh(cfg: ParallelConfig, world_size: int, device_type: str) -> DeviceMesh:
-    """A 2-D ("dp", "tp") mesh; `dp × tp` must equal the world size."""
-    dp = world_size // cfg.tp if cfg.dp == -1 else cfg.dp
-    if dp * cfg.tp != world_size:
-        raise ValueError(f"dp {dp} x tp {cfg.tp} != world size {world_size}")
-    return init_device_mesh(device_type, (dp, cfg.tp), mesh_dim_names=("dp", "tp"))
+    """A 3-D ("pp", "dp", "tp") mesh; `pp × dp × tp` must equal the world size."""
+    dp = world_size // (cfg.pp * cfg.tp) if cfg.dp == -1 else cfg.dp
+    if cfg.pp * dp * cfg.tp != world_size:
+        raise ValueError(f"pp {cfg.pp} x dp {dp} x tp {cfg.tp} != world size {world_size}")
+    return init_device_mesh(device_type, (cfg.pp, dp, cfg.tp), mesh_dim_names=("pp", "dp", "tp"))
 
 
-def parallelize(model: Transformer, mesh: DeviceMesh, cfg: ParallelConfig) -> Transformer:
+def parallelize(
+    model: Transformer | TransformerStage, mesh: DeviceMesh, cfg: ParallelConfig
+) -> Transformer | TransformerStage:
     mc = model.cfg
+    layers: nn.Module = model.layers  # a list, or a pipeline stage's dict keyed by layer index
     tp = mesh["tp"].size()
     if tp > 1:
         if mc.n_kv_heads % tp or mc.hidden_dim % tp:
             raise ValueError(f"tp {tp} must divide n_kv_heads {mc.n_kv_heads} and ffn dim {mc.hidden_dim}")
-        for block in model.layers:
+        for block in layers.children():
             parallelize_module(
                 block,
                 mesh["tp"],
@@ -62,15 +90,98 @@ def parallelize(model: Transformer, mesh: DeviceMesh, cfg: ParallelConfig) -> Tr
     if cfg.activation_checkpointing:
         from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
-        for i, block in enumerate(model.layers):
-            model.layers[i] = checkpoint_wrapper(block)
+        for name, block in list(layers.named_children()):
+            layers.register_module(name, checkpoint_wrapper(block))
     if cfg.compile:
-        for i, block in enumerate(model.layers):
-            model.layers[i] = torch.compile(block)  # type: ignore[assignment]
+        for name, block in list(layers.named_children()):
+            layers.register_module(name, torch.compile(block))  # type: ignore[arg-type]
     dtype = getattr(torch, cfg.param_dtype)
     mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
     dp_mesh = mesh["dp"]
-    for block in model.layers:
-        fully_shard(block, mesh=dp_mesh, mp_policy=mp)
-    fully_shard(model, mesh=dp_mesh, mp_policy=mp)
+    # A pipeline stage runs forward once per microbatch: gathering its parameters each time would
+    # multiply FSDP's traffic. None: FSDP's default (reshard all but the root).
+    reshard = False if isinstance(model, TransformerStage) else None
+    for block in layers.children():
+        fully_shard(block, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=reshard)
+    fully_shard(model, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=reshard)
     return model
+
+
+def split_layers(n_layers: int, n_stages: int) -> list[range]:
+    """Contiguous runs of layers, one per stage, as even as they can be (the first ones longer)."""
+    if n_layers < n_stages:
+        raise ValueError(f"{n_stages} pipeline stages need at least as many layers, not {n_layers}")
+    q, r = divmod(n_layers, n_stages)
+    bounds = [i * q + min(i, r) for i in range(n_stages + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+class Pipeline:
+    """This rank's pipeline stages, each parallelized, and the schedule that runs them.
+
+    `part` holds all of this rank's parameters under the whole model's names: the optimizer,
+    gradient clipping and checkpoints work on it (a checkpoint of a pipelined run has the same
+    names as any other). `step` runs `grad_accum` loader batches joined as one batch, each split
+    into `pp_microbatches` microbatches, so one schedule step is one optimizer step."""
+
+    def __init__(
+        self,
+        model: Transformer,
+        mesh: DeviceMesh,
+        cfg: ParallelConfig,
+        device: torch.device,
+        batch_size: int,
+        grad_accum: int = 1,
+    ) -> None:
+        if cfg.pp_schedule not in SCHEDULES:
+            raise ValueError(f"unknown pp_schedule {cfg.pp_schedule!r}; known: {sorted(SCHEDULES)}")
+        per_rank = SCHEDULES[cfg.pp_schedule]
+        pp, rank = mesh["pp"].size(), mesh["pp"].get_local_rank()
+        n_stages = pp * per_rank
+        runs = split_layers(model.cfg.n_layers, n_stages)
+        mine = [rank + k * pp for k in range(per_rank)]
+        self.microbatches = cfg.pp_microbatches or n_stages
+        if batch_size % self.microbatches:
+            raise ValueError(f"pp_microbatches {self.microbatches} must divide the batch size {batch_size}")
+        self.n_microbatches = self.microbatches * grad_accum
+        self.first, self.last = 0 in mine, n_stages - 1 in mine
+        self.part = TransformerStage(model, [i for s in mine for i in runs[s]], self.first, self.last)
+        self.stage_modules = [
+            parallelize(TransformerStage(model, runs[s], s == 0, s == n_stages - 1), mesh, cfg) for s in mine
+        ]
+        self.group = mesh["pp"].get_group()
+        stages = [
+            PipelineStage(m, s, n_stages, device, group=self.group)
+            for m, s in zip(self.stage_modules, mine, strict=True)
+        ]
+        self.schedule: PipelineScheduleSingle | PipelineScheduleMulti
+        if per_rank == 1:
+            self.schedule = Schedule1F1B(stages[0], self.n_microbatches, loss_fn=_stage_loss)
+        else:
+            # torch annotates a list of its private stage base class, and lists are invariant.
+            self.schedule = ScheduleInterleaved1F1B(stages, self.n_microbatches, loss_fn=_stage_loss)  # type: ignore[arg-type]
+
+    def step(self, batch: dict[str, torch.Tensor], train: bool = True) -> torch.Tensor:
+        """Forward and backward over `batch` (gradients averaged over its microbatches), or
+        forward only. Every rank of the pipeline calls this with the same batch and gets each
+        microbatch's loss."""
+        ids, labels, pos = batch["input_ids"], batch["labels"], batch["position_ids"]
+        losses: list[torch.Tensor] = []
+        run = self.schedule.step if train else self.schedule.eval
+        # Keyword inputs are split into microbatches too and reach every stage.
+        run(*((ids,) if self.first else ()), position_ids=pos, labels=labels, target=labels, losses=losses)
+        if not train:
+            for m in self.stage_modules:
+                if isinstance(m, FSDPModule):
+                    m.reshard()  # a forward-only pass leaves them gathered
+        if losses:
+            out = torch.stack(losses).detach().float()
+        else:
+            out = torch.zeros(self.n_microbatches, device=labels.device)
+        dist.all_reduce(out, group=self.group)  # only the last stage has them; the others add 0
+        return out
+
+
+def _stage_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The schedule's loss function: the last stage's forward already computed the loss."""
+    return output.squeeze(0)

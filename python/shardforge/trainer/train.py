@@ -15,16 +15,23 @@ Stability guards, each counted and logged:
 Besides the loss, learning rate, norms, throughput and MFU, every `collapse_every` steps the
 metrics carry `embed_sv_ratio`, σ1/σ2 of the token embedding: a ratio that climbs means the
 embeddings are collapsing onto one direction. Rank 0 prints a progress line every `log_every`
-steps, with an ETA from the median of the recent step times."""
+steps, with an ETA from the median of the recent step times.
+
+Under pipeline parallelism (`parallel.pp` > 1) one schedule step runs the step's `grad_accum`
+loader batches as microbatches. The loss comes from the last stage and is shared with the other
+stages, and each group's gradient norm is summed over the stages, before the guards, so every rank
+takes the same decision; each rank's optimizer and checkpoint shards hold its own stages."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import statistics
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +45,9 @@ from shardforge.trainer import checkpoint
 from shardforge.trainer.config import model_config
 from shardforge.trainer.model import Transformer
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
-from shardforge.trainer.parallel import ParallelConfig, build_mesh, parallelize
+from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, parallelize
+
+Batch = dict[str, torch.Tensor]
 
 # Dense bf16 peak FLOP/s by device name, for MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -75,7 +84,8 @@ class TrainConfig:
     # σ1/σ2 of the token embedding every this many steps (and at the last); 0: never.
     collapse_every: int = 100
     seed: int = 0
-    # ParallelConfig fields (dp, tp, activation_checkpointing, compile, param_dtype); used under torchrun.
+    # ParallelConfig fields (dp, tp, pp, pp_schedule, pp_microbatches, activation_checkpointing,
+    # compile, param_dtype); used under torchrun.
     parallel: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,24 +107,30 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     vocab = cfg.model_overrides.get("vocab_size") or _dataset_vocab(cfg.loader)
     mcfg = model_config(cfg.model, **({"vocab_size": vocab} | cfg.model_overrides))
     model = Transformer(mcfg).to(device)
-    dp_rank, dp = 0, 1
+    # What this rank trains, checkpoints and clips: the model, or its pipeline stages' part of it.
+    part: torch.nn.Module = model
+    pcfg, mesh, pipe, dp_rank, dp = ParallelConfig(**cfg.parallel), None, None, 0, 1
     if world > 1:
-        pcfg = ParallelConfig(**cfg.parallel)
         mesh = build_mesh(pcfg, world, device.type)
-        parallelize(model, mesh, pcfg)
         dp_rank, dp = mesh["dp"].get_local_rank(), mesh["dp"].size()
-    # Tensor-parallel ranks read the same batches: the loader's ranks are the data-parallel ones.
+    # Tensor- and pipeline-parallel ranks read the same batches: the loader's ranks are the
+    # data-parallel ones.
     loader = Loader(cfg.loader, rank=dp_rank, world_size=dp, format="torch")
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=False)
+    if mesh is not None and pcfg.pp > 1:
+        pipe = Pipeline(model, mesh, pcfg, device, loader.config.batch_size, cfg.grad_accum)
+        part = pipe.part
+    elif mesh is not None:
+        parallelize(model, mesh, pcfg)
+    opt = torch.optim.AdamW(param_groups(part, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=False)
     groups = {g["name"]: g["params"] for g in opt.param_groups}
 
     st = _State()
     ckpts = out / "checkpoints"
     last = checkpoint.list_checkpoints(ckpts)
     if last:
-        st = _restore(last[-1], model, opt, loader)
+        st = _restore(last[-1], part, opt, loader)
     elif cfg.steps > 0:
-        checkpoint.save(ckpts, 0, model, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
+        checkpoint.save(ckpts, 0, part, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
         opt.state.clear()  # saving fills AdamW's state with a zero step; the first real step starts it
     metrics_path = out / "metrics.jsonl"
     _truncate_metrics(metrics_path, st.step)
@@ -139,19 +155,19 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         )
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_scale", 1.0)  # μP: hidden matrices get less
-        loss_sum = 0.0
-        for _ in range(cfg.grad_accum):
-            b = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            loss = model.loss(b["input_ids"], b["labels"], b["position_ids"]) / cfg.grad_accum
-            torch.autograd.backward(loss)
-            loss_sum += _mean_over_ranks(loss.detach())
+        if pipe is None:
+            loss_sum = _accumulate(model, batches, cfg.grad_accum, device)
+        else:
+            loss_sum = _pipeline_step(pipe, batches, cfg.grad_accum, device)
         # Norms computed once, kept on the device (no host sync per parameter), then clipped by.
         group_norm_t = {
             n: _full(torch.nn.utils.get_total_norm([p.grad for p in ps if p.grad is not None]))
             for n, ps in groups.items()
         }
+        if pipe is not None:
+            group_norm_t = _norms_over_stages(group_norm_t, pipe)
         total_norm = torch.stack(list(group_norm_t.values())).norm()
-        torch.nn.utils.clip_grads_with_norm_(model.parameters(), cfg.grad_clip, total_norm)
+        torch.nn.utils.clip_grads_with_norm_(part.parameters(), cfg.grad_clip, total_norm)
         group_norms = {n: float(v) for n, v in group_norm_t.items()}
         grad_norm = float(total_norm)
         skip = None
@@ -185,9 +201,11 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             "memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         }
         if cfg.val_loader and (st.step % cfg.val_every == 0 or st.step == cfg.steps):
-            record["val_loss"] = _validate(model, cfg, dp_rank, dp, device)
-        if cfg.collapse_every and (st.step % cfg.collapse_every == 0 or st.step == cfg.steps):
-            record["embed_sv_ratio"] = singular_value_ratio(model.embed.weight)
+            record["val_loss"] = _validate(model, pipe, cfg, dp_rank, dp, device)
+        collapse_due = cfg.collapse_every and (st.step % cfg.collapse_every == 0 or st.step == cfg.steps)
+        embed = getattr(part, "embed", None)  # under pipeline parallelism, the first stage's only
+        if collapse_due and embed is not None:
+            record["embed_sv_ratio"] = singular_value_ratio(embed.weight)
         rolled_back_to = None
         st.skip_streak = st.skip_streak + 1 if skip else 0
         spike_lasts = spiking and st.step - st.spike_start >= cfg.rollback_after
@@ -199,7 +217,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             if good:
                 rollbacks, scale = st.rollbacks + 1, st.lr_scale * cfg.rollback_lr_factor
                 skipped = st.skipped  # the abandoned stretch's skips still happened
-                st = _restore(good[-1], model, opt, loader)
+                st = _restore(good[-1], part, opt, loader)
                 st.rollbacks, st.lr_scale, st.skipped = rollbacks, scale, skipped
                 batches = iter(loader)
                 rolled_back_to = st.step
@@ -222,7 +240,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
             and not spiking
             and (st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps)
         ):
-            checkpoint.save(ckpts, st.step, model, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
+            checkpoint.save(ckpts, st.step, part, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
         step_times.append(time.perf_counter() - t0)
     if board is not None:
         board.close()
@@ -290,7 +308,7 @@ class _State:
         }
 
 
-def _restore(path: Path, model: Transformer, opt: torch.optim.Optimizer, loader: Loader) -> _State:
+def _restore(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, loader: Loader) -> _State:
     extra = checkpoint.load(path, model, opt)
     if extra["step"] == 0:
         opt.state.clear()  # as in a fresh run: the saved state is a placeholder
@@ -323,20 +341,68 @@ def _step_of(path: Path) -> int:
     return int(path.name.removeprefix("step_"))
 
 
+def _accumulate(model: Transformer, batches: Iterator[Batch], grad_accum: int, device: torch.device) -> float:
+    """Forward and backward over `grad_accum` loader batches; their mean loss, averaged over ranks."""
+    loss_sum = 0.0
+    for _ in range(grad_accum):
+        b = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        loss = model.loss(b["input_ids"], b["labels"], b["position_ids"]) / grad_accum
+        torch.autograd.backward(loss)
+        loss_sum += _mean_over_ranks(loss.detach())
+    return loss_sum
+
+
+def _pipeline_step(pipe: Pipeline, batches: Iterator[Batch], grad_accum: int, device: torch.device) -> float:
+    """One schedule step over `grad_accum` loader batches joined (each split into the same number
+    of microbatches, so the mean over microbatches is the mean over batches); the mean loss, the
+    same on every rank (the pipeline shares it, then data-parallel ranks average)."""
+    b = _join([next(batches) for _ in range(grad_accum)], device)
+    return _mean_over_ranks(pipe.step(b).mean())
+
+
+def _norms_over_stages(norms: dict[str, torch.Tensor], pipe: Pipeline) -> dict[str, torch.Tensor]:
+    """Each group's gradient norm over the whole model from each stage's part of it. Every stage
+    holds blocks, so every rank has the same groups."""
+    squares = torch.stack(list(norms.values())) ** 2
+    dist.all_reduce(squares, group=pipe.group)
+    return dict(zip(norms, squares.sqrt(), strict=True))
+
+
+def _join(batches: list[Batch], device: torch.device) -> Batch:
+    """The model's inputs of several loader batches as one batch."""
+    return {k: torch.cat([b[k] for b in batches]).to(device) for k in ("input_ids", "labels", "position_ids")}
+
+
 @torch.no_grad()
-def _validate(model: Transformer, cfg: TrainConfig, rank: int, world: int, device: torch.device) -> float:
-    """Mean loss over the first `val_batches` batches of the held-out loader (always the same ones)."""
+def _validate(
+    model: Transformer, pipe: Pipeline | None, cfg: TrainConfig, rank: int, world: int, device: torch.device
+) -> float:
+    """Mean loss over the first `val_batches` batches of the held-out loader (always the same ones).
+    A pipeline runs them `grad_accum` at a time, as in training; the last group is filled up with
+    copies of its last batch, whose losses are left out."""
     assert cfg.val_loader is not None
     model.eval()
-    total = 0.0
-    batches = iter(Loader(cfg.val_loader, rank=rank, world_size=world, format="torch"))
-    n = 0
-    for _, b in zip(range(cfg.val_batches), batches, strict=False):
-        b = {k: v.to(device) for k, v in b.items()}
-        total += _mean_over_ranks(model.loss(b["input_ids"], b["labels"], b["position_ids"]).detach())
-        n += 1
+    loader = Loader(cfg.val_loader, rank=rank, world_size=world, format="torch")
+    batches = list(itertools.islice(loader, cfg.val_batches))
+    losses: list[float] = []
+    if pipe is None:
+        for b in batches:
+            b = {k: v.to(device) for k, v in b.items()}
+            losses.append(_mean_over_ranks(model.loss(b["input_ids"], b["labels"], b["position_ids"])))
+    else:
+        if loader.config.batch_size % pipe.microbatches:
+            raise ValueError(
+                f"pp_microbatches {pipe.microbatches} must divide the validation batch size "
+                f"{loader.config.batch_size}"
+            )
+        for i in range(0, len(batches), cfg.grad_accum):
+            group = batches[i : i + cfg.grad_accum]
+            real = len(group)
+            group += group[-1:] * (cfg.grad_accum - real)
+            per_batch = pipe.step(_join(group, device), train=False).view(cfg.grad_accum, -1).mean(1)
+            losses += [_mean_over_ranks(x) for x in per_batch[:real]]
     model.train()
-    return total / max(1, n)
+    return sum(losses) / max(1, len(losses))
 
 
 def _board(out: Path, cfg: TrainConfig) -> Any:
