@@ -37,6 +37,7 @@ from torch.distributed.pipelining.schedules import (
 )
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
+from shardforge.trainer import activation_checkpointing
 from shardforge.trainer.model import Transformer, TransformerStage
 
 # Pipeline schedules by name, with the stages each rank holds.
@@ -51,9 +52,13 @@ class ParallelConfig:
     pp_schedule: str = "1F1B"  # or "Interleaved1F1B"
     # Microbatches per loader batch (it must divide the batch size); 0: one per pipeline stage.
     pp_microbatches: int = 0
-    activation_checkpointing: bool = False
+    # False / "none", True / "full", or "selective" (matmul and attention outputs kept).
+    activation_checkpointing: bool | str = False
     compile: bool = False
     param_dtype: str = "float32"  # "bfloat16" on GPUs
+
+    def __post_init__(self) -> None:
+        activation_checkpointing.mode_of(self.activation_checkpointing)  # names a wrong value
 
 
 def build_mesh(cfg: ParallelConfig, world_size: int, device_type: str) -> DeviceMesh:
@@ -87,11 +92,7 @@ def parallelize(
                     "mlp.down": RowwiseParallel(),
                 },
             )
-    if cfg.activation_checkpointing:
-        from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
-
-        for name, block in list(layers.named_children()):
-            layers.register_module(name, checkpoint_wrapper(block))
+    activation_checkpointing.apply(layers, cfg.activation_checkpointing)
     if cfg.compile:
         for name, block in list(layers.named_children()):
             layers.register_module(name, torch.compile(block))  # type: ignore[arg-type]

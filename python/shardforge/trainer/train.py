@@ -41,7 +41,7 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 from shardforge.loader import Loader
-from shardforge.trainer import checkpoint
+from shardforge.trainer import activation_checkpointing, checkpoint
 from shardforge.trainer.config import model_config
 from shardforge.trainer.model import Transformer
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
@@ -121,6 +121,8 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         part = pipe.part
     elif mesh is not None:
         parallelize(model, mesh, pcfg)
+    else:
+        activation_checkpointing.apply(model.layers, pcfg.activation_checkpointing)
     opt = torch.optim.AdamW(param_groups(part, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=False)
     groups = {g["name"]: g["params"] for g in opt.param_groups}
 
