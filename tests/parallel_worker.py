@@ -1,6 +1,6 @@
 """One training step of a small model under `parallelize` (or a `Pipeline` when PP > 1), run by
 torchrun from test_parallel.py:
-    torchrun --nproc-per-node N tests/parallel_worker.py WORKDIR TP ACTIVATION_CHECKPOINTING PP SCHEDULE
+    torchrun --nproc-per-node N tests/parallel_worker.py WORKDIR TP ACTIVATION_CHECKPOINTING PP SCHEDULE SP
 Reads WORKDIR/init.pt (weights and a batch), writes WORKDIR/result.pt on rank 0 (the loss averaged
 over data-parallel ranks and every parameter after the step, gathered whole)."""
 
@@ -19,12 +19,14 @@ from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, pa
 
 def main() -> None:
     work, tp, ac = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
-    pp, schedule = int(sys.argv[4]), sys.argv[5]
+    pp, schedule, sp = int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1"
     dist.init_process_group("gloo")
     init = torch.load(work / "init.pt", weights_only=False)
     model = Transformer(init["config"])
     model.load_state_dict(init["weights"])
-    pcfg = ParallelConfig(tp=tp, pp=pp, pp_schedule=schedule, activation_checkpointing=ac)
+    pcfg = ParallelConfig(
+        tp=tp, pp=pp, pp_schedule=schedule, activation_checkpointing=ac, sequence_parallel=sp
+    )
     mesh = build_mesh(pcfg, dist.get_world_size(), "cpu")
     dp, dp_rank = mesh["dp"].size(), mesh["dp"].get_local_rank()
     ids, labels, pos = init["batch"]

@@ -63,22 +63,26 @@ def test_pipeline_stages_chain_into_the_model() -> None:
 
 @pytest.mark.slow  # starts torch in 2-4 processes per case
 @pytest.mark.parametrize(
-    ("nproc", "tp", "ac", "pp", "schedule"),
+    ("nproc", "tp", "ac", "pp", "schedule", "sp"),
     [
-        (2, 1, 0, 1, "1F1B"),
-        (2, 2, 0, 1, "1F1B"),
-        (2, 1, 1, 1, "1F1B"),
-        (4, 2, 0, 1, "1F1B"),
-        (2, 1, 0, 2, "1F1B"),
-        (2, 1, 0, 2, "Interleaved1F1B"),
-        (4, 1, 0, 2, "1F1B"),
-        (4, 2, 1, 2, "Interleaved1F1B"),
+        (2, 1, 0, 1, "1F1B", 0),
+        (2, 2, 0, 1, "1F1B", 0),
+        (2, 1, 1, 1, "1F1B", 0),
+        (4, 2, 0, 1, "1F1B", 0),
+        (2, 2, 0, 1, "1F1B", 1),
+        (4, 2, 0, 1, "1F1B", 1),
+        (2, 1, 0, 2, "1F1B", 0),
+        (2, 1, 0, 2, "Interleaved1F1B", 0),
+        (4, 1, 0, 2, "1F1B", 0),
+        (4, 2, 1, 2, "Interleaved1F1B", 0),
     ],
     ids=[
         "fsdp2",
         "tp2",
         "fsdp2-ac",
         "fsdp2xtp2",
+        "tp2-sp",
+        "fsdp2xtp2-sp",
         "pp2",
         "pp2-interleaved",
         "fsdp2xpp2",
@@ -86,7 +90,7 @@ def test_pipeline_stages_chain_into_the_model() -> None:
     ],
 )
 def test_parallel_step_equals_the_single_process_step(
-    tmp_path: Path, nproc: int, tp: int, ac: int, pp: int, schedule: str
+    tmp_path: Path, nproc: int, tp: int, ac: int, pp: int, schedule: str, sp: int
 ) -> None:
     """Pipelines run 4 layers: 2 stages of 2, or under the interleaved schedule 4 stages of 1, two
     per rank. Each rank's batch is split into one microbatch per stage."""
@@ -104,7 +108,7 @@ def test_parallel_step_equals_the_single_process_step(
     worker = Path(__file__).with_name("parallel_worker.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     done = subprocess.run(
-        [*cmd, str(worker), str(tmp_path), str(tp), str(ac), str(pp), schedule],
+        [*cmd, str(worker), str(tmp_path), str(tp), str(ac), str(pp), schedule, str(sp)],
         env=env,
         capture_output=True,
         text=True,

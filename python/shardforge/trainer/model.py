@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from shardforge import kernels
 from shardforge.kernels import reference
@@ -130,6 +131,8 @@ def head(cfg: ModelConfig, lm_head: nn.Linear, h: torch.Tensor, labels: torch.Te
     """The LM head on the final (normed) hidden states `h`: logits, or with `labels` the loss (see
     `Transformer.forward`). μP's output multiplier scales the head's input, which is the same as
     scaling the logits."""
+    if isinstance(h, DTensor):
+        h = h.full_tensor()  # sequence parallel: the final norm's slices, gathered for the head
     multiplier = mup.output_multiplier(cfg)
     if multiplier != 1.0:
         h = h * multiplier

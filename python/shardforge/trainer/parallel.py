@@ -35,7 +35,16 @@ from torch.distributed.pipelining.schedules import (
     Schedule1F1B,
     ScheduleInterleaved1F1B,
 )
-from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+from torch.distributed.tensor import Replicate, Shard
+from torch.distributed.tensor.parallel import (
+    ColwiseParallel,
+    ParallelStyle,
+    PrepareModuleInput,
+    PrepareModuleOutput,
+    RowwiseParallel,
+    SequenceParallel,
+    parallelize_module,
+)
 
 from shardforge.trainer import activation_checkpointing
 from shardforge.trainer.model import Transformer, TransformerStage
@@ -48,6 +57,8 @@ SCHEDULES = {"1F1B": 1, "Interleaved1F1B": 2}
 class ParallelConfig:
     dp: int = -1  # -1: whatever the world size leaves after tp and pp
     tp: int = 1
+    # With tp > 1: norms and residuals on sequence slices (Megatron's sequence parallelism).
+    sequence_parallel: bool = False
     pp: int = 1
     pp_schedule: str = "1F1B"  # or "Interleaved1F1B"
     # Microbatches per loader batch (it must divide the batch size); 0: one per pipeline stage.
@@ -59,6 +70,8 @@ class ParallelConfig:
 
     def __post_init__(self) -> None:
         activation_checkpointing.mode_of(self.activation_checkpointing)  # names a wrong value
+        if self.sequence_parallel and (self.tp < 2 or self.pp > 1):
+            raise ValueError("sequence_parallel needs tp > 1 and no pipeline parallelism (pp 1)")
 
 
 def build_mesh(cfg: ParallelConfig, world_size: int, device_type: str) -> DeviceMesh:
@@ -78,18 +91,49 @@ def parallelize(
     if tp > 1:
         if mc.n_kv_heads % tp or mc.hidden_dim % tp:
             raise ValueError(f"tp {tp} must divide n_kv_heads {mc.n_kv_heads} and ffn dim {mc.hidden_dim}")
+        # Sequence parallel: between the blocks' matmuls (norms, residual adds) each TP rank holds
+        # a slice of the sequence; attention and the MLP all-gather it on entry, and their row-wise
+        # output is reduce-scattered back to slices instead of all-reduced.
+        sp = cfg.sequence_parallel
+        if sp and mc.kernels:
+            raise ValueError(
+                "sequence_parallel runs the norms on DTensors, which the Triton kernels do not take"
+            )
+        row = RowwiseParallel(output_layouts=Shard(1), use_local_output=False) if sp else RowwiseParallel()
         for block in layers.children():
+            plan: dict[str, ParallelStyle] = {
+                "attn.q": ColwiseParallel(),
+                "attn.k": ColwiseParallel(),
+                "attn.v": ColwiseParallel(),
+                "attn.o": row,
+                "mlp.gate": ColwiseParallel(),
+                "mlp.up": ColwiseParallel(),
+                "mlp.down": row,
+            }
+            if sp:
+                plan |= {
+                    "attn_norm": SequenceParallel(),
+                    "mlp_norm": SequenceParallel(),
+                    "attn": PrepareModuleInput(
+                        input_layouts=(Shard(1), None, None, None),
+                        desired_input_layouts=(Replicate(), None, None, None),
+                    ),
+                    "mlp": PrepareModuleInput(
+                        input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)
+                    ),
+                }
+            parallelize_module(block, mesh["tp"], plan)
+        if sp:
+            # The embedding stays whole on every TP rank; its output is cut into sequence slices
+            # (no communication), and the final norm's slices are gathered back for the head.
             parallelize_module(
-                block,
+                model,
                 mesh["tp"],
                 {
-                    "attn.q": ColwiseParallel(),
-                    "attn.k": ColwiseParallel(),
-                    "attn.v": ColwiseParallel(),
-                    "attn.o": RowwiseParallel(),
-                    "mlp.gate": ColwiseParallel(),
-                    "mlp.up": ColwiseParallel(),
-                    "mlp.down": RowwiseParallel(),
+                    "embed": PrepareModuleOutput(
+                        output_layouts=Replicate(), desired_output_layouts=Shard(1), use_local_output=False
+                    ),
+                    "norm": SequenceParallel(),
                 },
             )
     activation_checkpointing.apply(layers, cfg.activation_checkpointing)
