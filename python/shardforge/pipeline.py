@@ -364,6 +364,15 @@ def dataset_stats(cfg: PipelineConfig) -> dict[str, Any]:
     return out
 
 
+def length_histogram(per_source: dict[str, Any]) -> dict[int, int]:
+    """Documents per power-of-two length bin (by its lower bound), summed over sources."""
+    hist: dict[int, int] = {}
+    for s in per_source.values():
+        for h in s["histogram"]:
+            hist[h["from"]] = hist.get(h["from"], 0) + h["documents"]
+    return hist
+
+
 def step_stats(cfg: PipelineConfig, say: Callable[[str], None]) -> None:
     st = dataset_stats(cfg)
     _json_dump(cfg.root / "stats.json", st)
@@ -375,10 +384,7 @@ def step_stats(cfg: PipelineConfig, say: Callable[[str], None]) -> None:
                 f"p10 {q.get('p10', 0):,} p50 {q.get('p50', 0):,} p90 {q.get('p90', 0):,} "
                 f"max {q.get('max', 0):,}"
             )
-    hist: dict[int, int] = {}
-    for s in st["clean"].values():
-        for h in s["histogram"]:
-            hist[h["from"]] = hist.get(h["from"], 0) + h["documents"]
+    hist = length_histogram(st["clean"])
     top = max(hist.values(), default=1)
     say("  clean documents by length in tokens:")
     for lo in sorted(hist):

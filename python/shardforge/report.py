@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shardforge.pipeline import RECIPES, PipelineConfig, median_tokens_per_s, read_metrics
+from shardforge.pipeline import RECIPES, PipelineConfig, length_histogram, median_tokens_per_s, read_metrics
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -238,10 +238,7 @@ def plot(summary: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     a.set_ylabel("million tokens")
     a.set_title("tokens per dataset and source")
     for kind in ("clean", "raw"):
-        hist: dict[int, int] = {}
-        for s in ds[kind].values():
-            for h in s["histogram"]:
-                hist[h["from"]] = hist.get(h["from"], 0) + h["documents"]
+        hist = length_histogram(ds[kind])
         ks = sorted(hist)
         b.step(ks, [hist[k] for k in ks], where="post", label=kind)
     b.set_xscale("log", base=2)
