@@ -31,6 +31,27 @@ pub fn fingerprint(value: &impl serde::Serialize) -> String {
     )
 }
 
+/// What decides one file's output: the job's config (its thread count cleared by the caller, as
+/// threads never change the output) and the file's name, size and modification time.
+#[must_use]
+pub fn file_fingerprint(cfg: &impl serde::Serialize, file: &InputFile) -> String {
+    fingerprint(&(cfg, file.rel.to_string_lossy(), file.size, file.mtime_ns))
+}
+
+/// A job's last two files, each atomically: every file's rejects in file order, then the report.
+pub fn write_rejects_and_report<'a>(
+    output: &Path,
+    rejects: impl IntoIterator<Item = &'a str>,
+    report: &impl serde::Serialize,
+) -> Result<()> {
+    let rejects: String = rejects.into_iter().collect();
+    crate::atomic::write_atomic(&output.join("rejects.jsonl"), rejects.as_bytes())?;
+    crate::atomic::write_atomic(
+        &output.join("report.json"),
+        &serde_json::to_vec_pretty(report).expect("serializes"),
+    )
+}
+
 /// Discover the inputs and create `output` and its work directory. Refuses an output inside an
 /// input directory (a rerun would read its own output) and inputs whose relative names are among
 /// `reserved` (the job's own files in `output`). Returns the inputs and the work directory.

@@ -13,7 +13,7 @@ use crate::dedup::OnError;
 use crate::dedup::output::write_kept_edited;
 use crate::error::{Error, Result};
 use crate::input::InputFile;
-use crate::job::{end_of_read, fingerprint, prepare, worker_pool, write_table};
+use crate::job::{self, end_of_read, prepare, worker_pool, write_rejects_and_report, write_table};
 use crate::reader::{FieldConfig, Item, read_file};
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
@@ -168,25 +168,19 @@ fn run_in_pool(
         &removed_schema(),
         &output.join("removed_lines.parquet"),
     )?;
-    let rejects: String = done
-        .iter()
-        .flat_map(|d| d.rejects.iter().map(String::as_str))
-        .collect();
-    write_atomic(&output.join("rejects.jsonl"), rejects.as_bytes())?;
     let report = summarize(&files, &done, resumed, t0);
-    write_atomic(
-        &output.join("report.json"),
-        &serde_json::to_vec_pretty(&report).expect("serializes"),
-    )?;
+    let rejects = done
+        .iter()
+        .flat_map(|d| d.rejects.iter().map(String::as_str));
+    write_rejects_and_report(output, rejects, &report)?;
     ctl.stage.store(2, Ordering::Relaxed);
     Ok(report)
 }
 
-/// What decides one file's output: the config (not the thread count) and the file itself.
 fn file_fingerprint(cfg: &FilterJobConfig, file: &InputFile) -> String {
     let mut c = cfg.clone();
     c.threads = None;
-    fingerprint(&(c, file.rel.to_string_lossy(), file.size, file.mtime_ns))
+    job::file_fingerprint(&c, file)
 }
 
 /// The rows of one file, column by column.
