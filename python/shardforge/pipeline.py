@@ -311,8 +311,9 @@ def step_split(cfg: PipelineConfig, say: Callable[[str], None]) -> None:
                 c["docs_out"] += len(keep)
                 c["docs_overlap"] += len(found)
                 c["rejects"] += len(rejects.records) - before
-                c["text_bytes"] += sum(len(d.text.encode()) for d in docs)
-                c["text_bytes_out"] += sum(len(d.text.encode()) for i, d in enumerate(docs) if i not in found)
+                sizes = [len(d.text.encode()) for d in docs]
+                c["text_bytes"] += sum(sizes)
+                c["text_bytes_out"] += sum(sizes) - sum(sizes[i] for i in found)
                 overlaps += [
                     {"recipe": recipe, "doc_id": docs[i].id, "heldout_id": held_ids[h], "jaccard": j}
                     for i, (h, j) in sorted(found.items())
