@@ -1,8 +1,14 @@
 //! Text normalization shared by exact and near-duplicate detection.
 //!
 //! The output is the document's words, lowercased, with punctuation removed, joined by single spaces.
-//! Joining by one space makes every word n-gram a contiguous slice of the output, so shingles are
-//! hashed straight from it without building strings.
+//! `for_each_word` yields the same words without building the output, which is how shingling reads
+//! them.
+//!
+//! The fast path maps every byte through a 256-entry table (separators to 0) in one branch-free pass,
+//! then finds the runs of non-zero bytes 64 at a time with bit masks. A run of ASCII bytes is one word,
+//! already lowercased in the mapped buffer; only a run that holds a non-ASCII byte is decoded char by
+//! char (`push_words`, which may split it further at Unicode separators). Per-byte branches at word
+//! boundaries made the earlier char loop several times slower.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -32,14 +38,25 @@ impl Default for NormalizeConfig {
 /// Normalize `text` into `out` (cleared first). Reusing `out` across documents avoids an allocation
 /// per document on the hot path.
 pub fn normalize_into(text: &str, cfg: &NormalizeConfig, out: &mut String) {
+    let mut scratch = WordScratch::default();
+    normalize_with(text, cfg, &mut scratch, out);
+}
+
+/// `normalize_into` with caller-owned scratch buffers.
+pub fn normalize_with(
+    text: &str,
+    cfg: &NormalizeConfig,
+    scratch: &mut WordScratch,
+    out: &mut String,
+) {
     out.clear();
     out.reserve(text.len());
-    if cfg.nfkc {
-        let folded: String = text.nfkc().collect();
-        push_words(&folded, cfg, out);
-    } else {
-        push_words(text, cfg, out);
-    }
+    for_each_word(text, cfg, scratch, |w| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    });
 }
 
 #[must_use]
@@ -47,6 +64,86 @@ pub fn normalize(text: &str, cfg: &NormalizeConfig) -> String {
     let mut out = String::new();
     normalize_into(text, cfg, &mut out);
     out
+}
+
+/// Buffers reused by `for_each_word` across documents.
+#[derive(Default)]
+pub struct WordScratch {
+    mapped: Vec<u8>,
+    masks: Vec<u64>,
+    non_ascii: Vec<u64>,
+    run: String,
+    nfkc: String,
+}
+
+/// Calls `f` with every word of the normalized text, in order: the words `normalize` joins with
+/// single spaces.
+pub fn for_each_word(
+    text: &str,
+    cfg: &NormalizeConfig,
+    scratch: &mut WordScratch,
+    mut f: impl FnMut(&str),
+) {
+    let WordScratch {
+        mapped,
+        masks,
+        non_ascii,
+        run,
+        nfkc,
+    } = scratch;
+    let text = if cfg.nfkc {
+        nfkc.clear();
+        nfkc.extend(text.nfkc());
+        nfkc.as_str()
+    } else {
+        text
+    };
+    let table = byte_table(cfg);
+    let bytes = text.as_bytes();
+    map_bytes(bytes, cfg, &table, mapped, masks, non_ascii);
+    let mut emit = |start: usize, end: usize| {
+        if any_bit(non_ascii, start, end) {
+            // Runs end at ASCII bytes, so `start..end` lies on char boundaries.
+            push_words(&text[start..end], cfg, &table, run);
+            run.split(' ').filter(|w| !w.is_empty()).for_each(&mut f);
+        } else {
+            // SAFETY: the table maps ASCII bytes to ASCII bytes, so the mapped run is ASCII too.
+            f(unsafe { std::str::from_utf8_unchecked(&mapped[start..end]) });
+        }
+    };
+    // Runs of word bytes (non-zero after mapping), found 64 bytes at a time: bit i of `words` is
+    // set when byte i of the chunk belongs to a word.
+    let mut run_start = None;
+    for (c, &words) in masks.iter().enumerate() {
+        let base = c * 64;
+        let mut from = 0u32;
+        loop {
+            let above = u64::MAX << from;
+            match run_start {
+                None => {
+                    let starts = words & above;
+                    if starts == 0 {
+                        break;
+                    }
+                    from = starts.trailing_zeros();
+                    run_start = Some(base + from as usize);
+                }
+                Some(start) => {
+                    // Bits past a short final chunk read as separators and end its last run.
+                    let ends = !words & above;
+                    if ends == 0 {
+                        break;
+                    }
+                    from = ends.trailing_zeros();
+                    emit(start, (base + from as usize).min(bytes.len()));
+                    run_start = None;
+                }
+            }
+        }
+    }
+    if let Some(start) = run_start {
+        emit(start, bytes.len());
+    }
 }
 
 pub(crate) fn is_separator(c: char, strip_punctuation: bool) -> bool {
@@ -70,9 +167,138 @@ fn is_mark(c: char) -> bool {
         | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0x3099..=0x309A | 0xFE20..=0xFE2F)
 }
 
-/// Per ASCII byte: 0 for a separator, else the byte to emit (lowercased or digit-folded as set).
-fn ascii_table(cfg: &NormalizeConfig) -> [u8; 128] {
-    let mut t = [0u8; 128];
+/// Whether any bit `start..end` is set in the bitmap `masks`.
+fn any_bit(masks: &[u64], start: usize, end: usize) -> bool {
+    (start / 64..end.div_ceil(64)).any(|c| {
+        let lo = start.max(c * 64) - c * 64;
+        let hi = end.min(c * 64 + 64) - c * 64;
+        let range = (u64::MAX >> (64 - (hi - lo))) << lo;
+        masks[c] & range != 0
+    })
+}
+
+/// Maps `bytes` through `table` into `mapped`. Bit i of `words[i / 64]` is set when byte i belongs
+/// to a word (maps to non-zero), and of `non_ascii[i / 64]` when it is not ASCII.
+fn map_bytes(
+    bytes: &[u8],
+    cfg: &NormalizeConfig,
+    table: &[u8; 256],
+    mapped: &mut Vec<u8>,
+    words: &mut Vec<u64>,
+    non_ascii: &mut Vec<u64>,
+) {
+    mapped.clear();
+    mapped.resize(bytes.len(), 0);
+    words.clear();
+    non_ascii.clear();
+    for (src, dst) in bytes.chunks(64).zip(mapped.chunks_mut(64)) {
+        #[cfg(target_arch = "x86_64")]
+        if let Ok(src64) = <&[u8; 64]>::try_from(src) {
+            let dst64: &mut [u8; 64] = dst.try_into().expect("chunks of equal length");
+            let (w, high) = sse2::map_64(src64, dst64, cfg);
+            words.push(w);
+            non_ascii.push(high);
+            continue;
+        }
+        let (mut w, mut high) = (0u64, 0u64);
+        for (i, (&b, out)) in src.iter().zip(dst.iter_mut()).enumerate() {
+            *out = table[usize::from(b)];
+            w |= u64::from(*out != 0) << i;
+            high |= u64::from(b >= 0x80) << i;
+        }
+        words.push(w);
+        non_ascii.push(high);
+    }
+}
+
+/// `byte_table` computed 16 bytes at a time with SSE2 (part of x86-64, so no runtime check): range
+/// compares classify the bytes and lowercase or fold them.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use super::NormalizeConfig;
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8,
+        _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128, _mm_storeu_si128,
+    };
+
+    /// Maps 64 bytes; returns the word-byte and non-ASCII bitmaps.
+    pub(super) fn map_64(src: &[u8; 64], dst: &mut [u8; 64], cfg: &NormalizeConfig) -> (u64, u64) {
+        let (mut words, mut high) = (0u64, 0u64);
+        for (i, (s, d)) in src
+            .chunks_exact(16)
+            .zip(dst.chunks_exact_mut(16))
+            .enumerate()
+        {
+            // SAFETY: `s` and `d` are 16 bytes each, one unaligned 128-bit load and store; SSE2 is
+            // always present on x86-64.
+            let (w, h) = unsafe {
+                let v = _mm_loadu_si128(s.as_ptr().cast());
+                let (out, word) = map_16(v, cfg);
+                _mm_storeu_si128(d.as_mut_ptr().cast(), out);
+                (_mm_movemask_epi8(word), _mm_movemask_epi8(v))
+            };
+            words |= u64::from(w as u16) << (16 * i);
+            high |= u64::from(h as u16) << (16 * i);
+        }
+        (words, high)
+    }
+
+    /// Bytes `lo..=hi` (ASCII bounds, compared as signed bytes, so bytes ≥ 0x80 are never inside).
+    #[inline]
+    fn within(v: __m128i, lo: u8, hi: u8) -> __m128i {
+        // SAFETY: plain SSE2 register arithmetic.
+        unsafe {
+            _mm_and_si128(
+                _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
+            )
+        }
+    }
+
+    /// The mapped bytes (0 for separators) and the word-byte lanes (all ones) of 16 input bytes.
+    #[inline]
+    fn map_16(v: __m128i, cfg: &NormalizeConfig) -> (__m128i, __m128i) {
+        // SAFETY: plain SSE2 register arithmetic.
+        unsafe {
+            let zero = _mm_setzero_si128();
+            let non_ascii = _mm_cmplt_epi8(v, zero);
+            let digit = within(v, b'0', b'9');
+            let upper = within(v, b'A', b'Z');
+            let word = if cfg.strip_punctuation {
+                let alpha = _mm_or_si128(upper, within(v, b'a', b'z'));
+                _mm_or_si128(non_ascii, _mm_or_si128(digit, alpha))
+            } else {
+                // Everything above space except DEL.
+                let printable = _mm_andnot_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F)),
+                    _mm_cmpgt_epi8(v, _mm_set1_epi8(0x20)),
+                );
+                _mm_or_si128(non_ascii, printable)
+            };
+            let mut out = v;
+            if cfg.lowercase {
+                out = _mm_add_epi8(out, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+            }
+            if cfg.fold_digits {
+                out = _mm_or_si128(
+                    _mm_andnot_si128(digit, out),
+                    _mm_and_si128(digit, _mm_set1_epi8(b'0' as i8)),
+                );
+            }
+            (_mm_and_si128(out, word), word)
+        }
+    }
+}
+
+/// Per byte: 0 for an ASCII separator, else the byte to emit (lowercased or digit-folded as set).
+/// Bytes of non-ASCII characters map to themselves: they are word bytes until `push_words` decodes
+/// them.
+fn byte_table(cfg: &NormalizeConfig) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    for b in 128..=255u8 {
+        t[b as usize] = b;
+    }
     for b in 0u8..128 {
         let sep = b.is_ascii_whitespace()
             || b.is_ascii_control()
@@ -90,10 +316,11 @@ fn ascii_table(cfg: &NormalizeConfig) -> [u8; 128] {
     t
 }
 
-/// One pass over the bytes: ASCII bytes go through a lookup table, and only the bytes of
-/// non-ASCII characters are decoded (most real text is ASCII with a few names or symbols).
-fn push_words(text: &str, cfg: &NormalizeConfig, out: &mut String) {
-    let table = ascii_table(cfg);
+/// The char-by-char normalizer: ASCII bytes go through the table, other characters are decoded.
+/// Used on the runs that hold non-ASCII characters, and as the reference the fast path is tested
+/// against. `out` is cleared first.
+fn push_words(text: &str, cfg: &NormalizeConfig, table: &[u8; 256], out: &mut String) {
+    out.clear();
     let bytes = text.as_bytes();
     let mut pending_space = false;
     let mut i = 0;
@@ -101,7 +328,7 @@ fn push_words(text: &str, cfg: &NormalizeConfig, out: &mut String) {
         let b = bytes[i];
         if b < 0x80 {
             i += 1;
-            let o = table[b as usize];
+            let o = table[usize::from(b)];
             if o == 0 {
                 pending_space = !out.is_empty();
                 continue;
@@ -141,6 +368,77 @@ fn is_unicode_decimal(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The char-by-char normalizer over the whole text: what the fast path must reproduce.
+    fn reference(text: &str, cfg: &NormalizeConfig) -> String {
+        let folded: String = if cfg.nfkc {
+            text.nfkc().collect()
+        } else {
+            text.to_string()
+        };
+        let mut out = String::new();
+        push_words(&folded, cfg, &byte_table(cfg), &mut out);
+        out
+    }
+
+    #[test]
+    fn fast_path_matches_char_by_char_reference() {
+        // ASCII words, digits and separators mixed with accented and non-Latin letters, Unicode
+        // spaces and punctuation, combining marks, case changes that alter byte length, and
+        // full-width forms; lengths cross the 64-byte mask chunks.
+        let pieces = [
+            "a", "Bc", "DEF", "7", "42", " ", "  ", "\t", "\n", ",", ".", "-", "(", "_", "'", "é",
+            "É", "ß", "İ", "\u{212A}", "東京", "\u{a0}", "—", "«", "»", "\u{301}", "🙂", "Ｆ",
+            "１２", "\u{85}", "\u{2028}", "ｘ", "ǅ", "٣",
+        ];
+        let mut state = 12345u64;
+        let mut next = |m: usize| (crate::minhash::splitmix64(&mut state) % m as u64) as usize;
+        let cfgs: Vec<NormalizeConfig> = (0..16)
+            .map(|bits| NormalizeConfig {
+                lowercase: bits & 1 != 0,
+                strip_punctuation: bits & 2 != 0,
+                fold_digits: bits & 4 != 0,
+                nfkc: bits & 8 != 0,
+            })
+            .collect();
+        let mut scratch = WordScratch::default();
+        let mut out = String::new();
+        for doc in 0..3000 {
+            let len = next(if doc % 10 == 0 { 400 } else { 60 });
+            let text: String = (0..len).map(|_| pieces[next(pieces.len())]).collect();
+            for cfg in &cfgs {
+                normalize_with(&text, cfg, &mut scratch, &mut out);
+                assert_eq!(out, reference(&text, cfg), "{text:?} {cfg:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_maps_like_the_table() {
+        // 256 bytes in four 64-byte chunks go through the vector path; one more byte takes the
+        // scalar tail.
+        let bytes: Vec<u8> = (0..=255u8).chain([b'Q']).collect();
+        for bits in 0..8 {
+            let cfg = NormalizeConfig {
+                lowercase: bits & 1 != 0,
+                strip_punctuation: bits & 2 != 0,
+                fold_digits: bits & 4 != 0,
+                nfkc: false,
+            };
+            let table = byte_table(&cfg);
+            let (mut mapped, mut words, mut high) = (Vec::new(), Vec::new(), Vec::new());
+            map_bytes(&bytes, &cfg, &table, &mut mapped, &mut words, &mut high);
+            for (i, &b) in bytes.iter().enumerate() {
+                assert_eq!(mapped[i], table[usize::from(b)], "byte {b:#x} {cfg:?}");
+                assert_eq!(
+                    words[i / 64] >> (i % 64) & 1 == 1,
+                    mapped[i] != 0,
+                    "byte {b:#x}"
+                );
+                assert_eq!(high[i / 64] >> (i % 64) & 1 == 1, b >= 0x80, "byte {b:#x}");
+            }
+        }
+    }
 
     #[test]
     fn collapses_and_strips() {

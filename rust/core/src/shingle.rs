@@ -1,46 +1,133 @@
-//! Word n-gram shingles of normalized text, hashed with xxh3.
+//! Word n-gram shingles, hashed without building n-gram strings.
 //!
-//! Normalized text has single spaces between words (see `normalize`), so the n-gram starting at word
-//! `i` is the byte slice from word `i`'s start to word `i + n - 1`'s end: no strings are built.
-//! A text shorter than `n` words becomes one shingle of all its words, as datasketch and datatrove do.
+//! Each word is hashed once (xxh3-64 of its normalized bytes), and the n-gram starting at word `i`
+//! hashes to `mix(Σ_t w_{i+t}·P^{n-1-t} mod 2^64)`: a polynomial of its word hashes, updated in O(1)
+//! as the window slides, then avalanched. The word hashes are independent uniform values and every
+//! power of the odd `P` is invertible mod 2^64, so two different n-grams collide with probability
+//! below 2^-56; reordered words give different hashes. Hashing each word once instead of each
+//! n-gram's bytes does n times less hashing. A text shorter than `n` words becomes one shingle of all
+//! its words, as datasketch and datatrove do.
 
+use crate::normalize::{NormalizeConfig, WordScratch, for_each_word};
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Calls `f` with the xxh3-64 hash of every word `n`-gram of `normalized` (in text order, repeats
-/// included: sketches take minima, so a repeat changes nothing). Returns the number of shingles.
-pub fn for_each_shingle(normalized: &str, n: usize, mut f: impl FnMut(u64)) -> usize {
-    debug_assert!(n >= 1);
-    let bytes = normalized.as_bytes();
-    if bytes.is_empty() {
-        return 0;
-    }
-    // Ring of the start offsets of the last `n` words.
-    let mut starts = [0usize; 32];
-    let n = n.min(starts.len());
-    let mut words = 0usize;
-    let mut count = 0usize;
-    let mut word_start = 0usize;
-    let mut emit = |end: usize, words: usize, starts: &[usize; 32]| {
-        if words >= n {
-            let first = starts[(words - n) % n];
-            f(xxh3_64(&bytes[first..end]));
-            count += 1;
+/// Odd, and ≡ 3 mod 4 so `P^k - 1` has few factors of two (xxHash's `PRIME64_2`).
+const P: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+/// Bumped whenever shingle hash values change, so resumed jobs redo sketches made by older code
+/// instead of mixing two hash functions. 2: word-hash polynomial (1 was xxh3 of the n-gram bytes).
+pub const SHINGLE_HASH_VERSION: u32 = 2;
+
+/// The longest n-gram supported (`SketchConfig::validate` checks it).
+pub const MAX_NGRAM: usize = 32;
+
+/// Slides a window of `n` word hashes over a stream of words.
+pub struct Shingler {
+    n: usize,
+    ring: [u64; MAX_NGRAM],
+    /// Next ring slot: `words mod n`, kept as a counter because a division per word costs more than
+    /// the rest of `push`.
+    slot: usize,
+    words: usize,
+    poly: u64,
+    /// `P^n`: the weight of the word leaving the window.
+    p_n: u64,
+}
+
+impl Shingler {
+    #[must_use]
+    pub fn new(n: usize) -> Self {
+        assert!(
+            (1..=MAX_NGRAM).contains(&n),
+            "ngram {n} outside 1..={MAX_NGRAM}"
+        );
+        Self {
+            n,
+            ring: [0; MAX_NGRAM],
+            slot: 0,
+            words: 0,
+            poly: 0,
+            p_n: (0..n).fold(1u64, |acc, _| acc.wrapping_mul(P)),
         }
-    };
-    for end in memchr::memchr_iter(b' ', bytes) {
-        starts[words % n] = word_start;
-        words += 1;
-        emit(end, words, &starts);
-        word_start = end + 1;
     }
-    starts[words % n] = word_start;
-    words += 1;
-    emit(bytes.len(), words, &starts);
-    if words < n {
-        f(xxh3_64(bytes));
-        count = 1;
+
+    /// Adds the next word; calls `f` with the hash of the n-gram it completes, if any.
+    #[inline]
+    pub fn push(&mut self, word: &str, f: &mut impl FnMut(u64)) {
+        let w = xxh3_64(word.as_bytes());
+        let slot = self.slot;
+        self.poly = self.poly.wrapping_mul(P).wrapping_add(w);
+        if self.words >= self.n {
+            self.poly = self
+                .poly
+                .wrapping_sub(self.ring[slot].wrapping_mul(self.p_n));
+        }
+        self.ring[slot] = w;
+        self.slot = if slot + 1 == self.n { 0 } else { slot + 1 };
+        self.words += 1;
+        if self.words >= self.n {
+            f(mix(self.poly));
+        }
     }
-    count
+
+    /// Ends the text: a text of 1..n words gets its one shingle now. Returns the shingle count.
+    pub fn finish(self, f: &mut impl FnMut(u64)) -> usize {
+        if self.words == 0 {
+            0
+        } else if self.words < self.n {
+            f(mix(self.poly));
+            1
+        } else {
+            self.words - self.n + 1
+        }
+    }
+}
+
+/// splitmix64's finalizer: every output bit depends on every input bit, so the low 32 bits that
+/// classic `MinHash` keeps are as good as the high ones.
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Calls `f` with the hash of every word `n`-gram of already normalized text (words separated by
+/// single spaces), in text order, repeats included: sketches take minima, so a repeat changes
+/// nothing. Returns the number of shingles.
+pub fn for_each_shingle(normalized: &str, n: usize, mut f: impl FnMut(u64)) -> usize {
+    let mut sh = Shingler::new(n);
+    for word in normalized.split(' ').filter(|w| !w.is_empty()) {
+        sh.push(word, &mut f);
+    }
+    sh.finish(&mut f)
+}
+
+/// `for_each_shingle` of `normalize(text)`, straight from the raw text in one pass. `normalized`,
+/// when given, receives the normalized text on the way (the exact-duplicate hash needs it; copying
+/// the words costs about a fifth of the pass, so callers that do not need it pass `None`).
+pub fn for_each_shingle_in_text(
+    text: &str,
+    cfg: &NormalizeConfig,
+    n: usize,
+    scratch: &mut WordScratch,
+    normalized: Option<&mut String>,
+    mut f: impl FnMut(u64),
+) -> usize {
+    let mut sh = Shingler::new(n);
+    if let Some(out) = normalized {
+        out.clear();
+        for_each_word(text, cfg, scratch, |word| {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+            sh.push(word, &mut f);
+        });
+    } else {
+        for_each_word(text, cfg, scratch, |word| sh.push(word, &mut f));
+    }
+    sh.finish(&mut f)
 }
 
 /// All shingle hashes of a text, sorted and deduplicated: the exact set that Jaccard is defined on.
@@ -78,18 +165,25 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
 mod tests {
     use super::*;
 
+    /// Each n-gram's polynomial computed from scratch.
     fn naive(text: &str, n: usize) -> Vec<u64> {
-        let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+        let words: Vec<u64> = text
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| xxh3_64(w.as_bytes()))
+            .collect();
+        let poly = |ws: &[u64]| {
+            mix(ws
+                .iter()
+                .fold(0u64, |acc, &w| acc.wrapping_mul(P).wrapping_add(w)))
+        };
         if words.is_empty() {
             return vec![];
         }
         if words.len() < n {
-            return vec![xxh3_64(words.join(" ").as_bytes())];
+            return vec![poly(&words)];
         }
-        words
-            .windows(n)
-            .map(|w| xxh3_64(w.join(" ").as_bytes()))
-            .collect()
+        words.windows(n).map(poly).collect()
     }
 
     #[test]
@@ -101,6 +195,47 @@ mod tests {
             assert_eq!(got, naive(text, n), "n={n}");
         }
         assert_eq!(for_each_shingle("", 5, |_| ()), 0);
+    }
+
+    #[test]
+    fn word_order_and_boundaries_matter() {
+        let set = |t: &str| shingle_set(t, 2);
+        assert_ne!(set("a b"), set("b a"));
+        assert_ne!(set("ab c"), set("a bc"));
+        assert_eq!(
+            set("a b a b"),
+            set("a b a b a b").into_iter().take(2).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn raw_text_path_matches_normalized_path() {
+        let cfg = NormalizeConfig::default();
+        let mut scratch = WordScratch::default();
+        let mut normalized = String::new();
+        for text in [
+            "",
+            "One",
+            "  The Quick (brown) fox; jumps — over «the» lazy dog, 12 times…  ",
+            "Ünïcödé wörds, ﬁne ligatures and 東京タワー next to ASCII words again and again",
+        ] {
+            for n in [1, 3, 5, 9] {
+                let mut fused = Vec::new();
+                let count = for_each_shingle_in_text(
+                    text,
+                    &cfg,
+                    n,
+                    &mut scratch,
+                    Some(&mut normalized),
+                    |h| fused.push(h),
+                );
+                let norm = crate::normalize::normalize(text, &cfg);
+                assert_eq!(normalized, norm);
+                let mut plain = Vec::new();
+                assert_eq!(for_each_shingle(&norm, n, |h| plain.push(h)), count);
+                assert_eq!(fused, plain, "{text:?} n={n}");
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Document → signature: normalize, shingle, then one of the two sketches.
 
 use crate::minhash::Permutations;
-use crate::normalize::{NormalizeConfig, normalize_into};
+use crate::normalize::{NormalizeConfig, WordScratch};
 use crate::oph::OnePermutation;
-use crate::shingle::for_each_shingle;
+use crate::shingle::{MAX_NGRAM, for_each_shingle, for_each_shingle_in_text};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -59,9 +59,9 @@ impl SketchConfig {
                 self.num_perm
             )));
         }
-        if !(1..=32).contains(&self.ngram) {
+        if !(1..=MAX_NGRAM).contains(&self.ngram) {
             return Err(crate::Error::Config(format!(
-                "ngram must be in 1..=32, got {}",
+                "ngram must be in 1..={MAX_NGRAM}, got {}",
                 self.ngram
             )));
         }
@@ -78,6 +78,7 @@ enum Engine {
 #[derive(Default)]
 pub struct Scratch {
     pub normalized: String,
+    words: WordScratch,
     h32: Vec<u32>,
     h64: Vec<u64>,
 }
@@ -107,20 +108,54 @@ impl Sketcher {
         self.cfg.num_perm
     }
 
-    /// Normalize `text` into `scratch.normalized` and sketch it into `sig`. Returns the number of
+    /// Sketch `text` into `sig`, normalizing and shingling on the way. Returns the number of
     /// shingles (0 for a text with no words, whose signature is all `u32::MAX`).
     pub fn sign(&self, text: &str, scratch: &mut Scratch, sig: &mut [u32]) -> usize {
-        normalize_into(text, &self.cfg.normalize, &mut scratch.normalized);
-        self.sign_normalized(scratch, sig)
+        self.sign_text(text, scratch, sig, false)
     }
 
-    /// Sketch the text already in `scratch.normalized`.
-    pub fn sign_normalized(&self, scratch: &mut Scratch, sig: &mut [u32]) -> usize {
+    /// `sign`, also leaving the normalized text in `scratch.normalized` (exact dedup hashes it).
+    pub fn sign_and_normalize(&self, text: &str, scratch: &mut Scratch, sig: &mut [u32]) -> usize {
+        self.sign_text(text, scratch, sig, true)
+    }
+
+    fn sign_text(&self, text: &str, scratch: &mut Scratch, sig: &mut [u32], keep: bool) -> usize {
         let Scratch {
             normalized,
+            words,
             h32,
             h64,
         } = scratch;
+        let (norm, n) = (&self.cfg.normalize, self.cfg.ngram);
+        let normalized = keep.then_some(normalized);
+        match &self.engine {
+            Engine::Classic(perms) => {
+                h32.clear();
+                let count = for_each_shingle_in_text(text, norm, n, words, normalized, |h| {
+                    h32.push(h as u32);
+                });
+                perms.sign(h32, sig);
+                count
+            }
+            Engine::OnePermutation(oph) => {
+                h64.clear();
+                let count = for_each_shingle_in_text(text, norm, n, words, normalized, |h| {
+                    h64.push(h);
+                });
+                oph.sign(h64, sig);
+                count
+            }
+        }
+    }
+
+    /// Sketch text that is already normalized.
+    pub fn sign_normalized(
+        &self,
+        normalized: &str,
+        scratch: &mut Scratch,
+        sig: &mut [u32],
+    ) -> usize {
+        let Scratch { h32, h64, .. } = scratch;
         match &self.engine {
             Engine::Classic(perms) => {
                 h32.clear();

@@ -49,7 +49,7 @@ pub fn dedup_texts<S: AsRef<str> + Sync>(
         .zip(texts.par_iter())
         .map_init(Scratch::default, |scratch, (sig, text)| {
             let text = text.as_ref();
-            let shingles = sketcher.sign(text, scratch, sig);
+            let shingles = sketcher.sign_and_normalize(text, scratch, sig);
             (
                 xxh3_128(scratch.normalized.as_bytes()),
                 text.len() as u64,

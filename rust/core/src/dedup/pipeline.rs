@@ -52,7 +52,13 @@ fn run_in_pool(
     let t0 = Instant::now();
     let (files, work) = prepare(inputs, output, &RESERVED)?;
     let params = cfg.lsh_params();
-    let sketch_fp = fingerprint(&(&cfg.fields, &cfg.sketch, params, cfg.on_error));
+    let sketch_fp = fingerprint(&(
+        &cfg.fields,
+        &cfg.sketch,
+        params,
+        cfg.on_error,
+        crate::shingle::SHINGLE_HASH_VERSION,
+    ));
     ctl.files_total.store(files.len() as u64, Ordering::Relaxed);
     ctl.stage.store(1, Ordering::Relaxed);
 
@@ -264,7 +270,7 @@ fn sketch_file(
             .map_init(Scratch::default, |scratch, item| {
                 let Item::Doc(doc) = item else { return None };
                 let mut sig = vec![0u32; k];
-                let shingles = sketcher.sign(&doc.text, scratch, &mut sig);
+                let shingles = sketcher.sign_and_normalize(&doc.text, scratch, &mut sig);
                 let mut bands = vec![0u64; params.bands];
                 band_hashes(&sig, params, &mut bands);
                 let rec = MetaRecord {

@@ -1,0 +1,118 @@
+//! Time each stage of sketching on a JSONL file: normalize, shingle hashing, and each sketch.
+//!
+//!     cargo run --release -p shardforge-core --example sketch_stages -- FILE.jsonl [MB]
+
+use shardforge_core::minhash::Permutations;
+use shardforge_core::normalize::{NormalizeConfig, normalize_into};
+use shardforge_core::oph::OnePermutation;
+use shardforge_core::shingle::for_each_shingle;
+use shardforge_core::shingle::for_each_shingle_in_text;
+use std::time::Instant;
+
+fn median_mbps(bytes: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..7)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    bytes as f64 / 1e6 / t[3]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mb: f64 = args.get(2).map_or(10.0, |s| s.parse().unwrap());
+    let data = std::fs::read_to_string(&args[1]).unwrap();
+    let mut texts = Vec::new();
+    let mut bytes = 0;
+    for line in data.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = v["text"].as_str().unwrap().to_string();
+        bytes += t.len();
+        texts.push(t);
+        if bytes as f64 > mb * 1e6 {
+            break;
+        }
+    }
+    let cfg = NormalizeConfig::default();
+    let mut norm = String::new();
+    let normalized: Vec<String> = texts
+        .iter()
+        .map(|t| {
+            normalize_into(t, &cfg, &mut norm);
+            norm.clone()
+        })
+        .collect();
+    let nbytes: usize = normalized.iter().map(String::len).sum();
+    let shingles: Vec<Vec<u64>> = normalized
+        .iter()
+        .map(|t| {
+            let mut v = Vec::new();
+            for_each_shingle(t, 5, |h| v.push(h));
+            v
+        })
+        .collect();
+    let nsh: usize = shingles.iter().map(Vec::len).sum();
+    println!(
+        "{} docs, {bytes} bytes, normalized {nbytes}, {nsh} shingles ({:.1} bytes/shingle)",
+        texts.len(),
+        bytes as f64 / nsh as f64
+    );
+    let r = median_mbps(bytes, || {
+        for t in &texts {
+            normalize_into(t, &cfg, &mut norm);
+            std::hint::black_box(&norm);
+        }
+    });
+    println!("normalize        {r:8.1} MB/s of raw text");
+    let r = median_mbps(bytes, || {
+        let mut acc = 0u64;
+        for t in &normalized {
+            for_each_shingle(t, 5, |h| acc ^= h);
+        }
+        std::hint::black_box(acc);
+    });
+    println!("shingle hashing  {r:8.1} MB/s of raw text");
+    let mut words = shardforge_core::normalize::WordScratch::default();
+    let r = median_mbps(bytes, || {
+        let mut acc = 0u64;
+        for t in &texts {
+            for_each_shingle_in_text(t, &cfg, 5, &mut words, None, |h| acc ^= h);
+        }
+        std::hint::black_box(acc);
+    });
+    println!("normalize+shingle fused {r:8.1} MB/s of raw text");
+    let sk =
+        shardforge_core::sketch::Sketcher::new(&shardforge_core::sketch::SketchConfig::default())
+            .unwrap();
+    let mut scratch = shardforge_core::sketch::Scratch::default();
+    let mut sig = vec![0u32; 128];
+    let r = median_mbps(bytes, || {
+        for t in &texts {
+            sk.sign(t, &mut scratch, &mut sig);
+        }
+    });
+    println!("classic end to end {r:8.1} MB/s of raw text");
+    let perms = Permutations::new(128, 1);
+    let h32: Vec<Vec<u32>> = shingles
+        .iter()
+        .map(|v| v.iter().map(|&h| h as u32).collect())
+        .collect();
+    let r = median_mbps(bytes, || {
+        for h in &h32 {
+            perms.sign(h, &mut sig);
+            std::hint::black_box(&sig);
+        }
+    });
+    println!("classic sign     {r:8.1} MB/s of raw text");
+    let oph = OnePermutation::new(128, 1);
+    let r = median_mbps(bytes, || {
+        for h in &shingles {
+            oph.sign(h, &mut sig);
+            std::hint::black_box(&sig);
+        }
+    });
+    println!("oph sign         {r:8.1} MB/s of raw text");
+}
