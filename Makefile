@@ -47,15 +47,26 @@ lint: $(STAMP)  ## cargo fmt/clippy, ruff, mypy, stubtest
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest shardforge._core
 
-bench: $(STAMP)  ## side-by-side benchmarks against the peers (installs the bench extra)
+# Peers whose dependencies clash with ours get their own interpreters: datatrove, and rensa 0.4
+# (the last release whose full-set R-MinHash evaluates k permutations per token).
+PEER_DATATROVE := .venv-datatrove/bin/python
+PEER_RENSA04 := .venv-rensa04/bin/python
+
+$(PEER_DATATROVE):
+	$(PYTHON) -m venv .venv-datatrove
+	.venv-datatrove/bin/pip install -q 'datatrove[processing]==0.10.1' orjson spacy
+
+$(PEER_RENSA04):
+	$(PYTHON) -m venv .venv-rensa04
+	.venv-rensa04/bin/pip install -q 'rensa==0.4.0' numpy
+
+bench: $(STAMP) $(PEER_DATATROVE) $(PEER_RENSA04)  ## side-by-side benchmarks against the peers (installs the bench extra)
 	$(PIP) install -q -e '.[dev,bench]'
-	$(PY) bench/dedup.py
+	$(PY) bench/dedup.py --datatrove-python $(PEER_DATATROVE) --rensa04-python $(PEER_RENSA04)
 	$(PY) bench/tokenization.py
 	$(PY) bench/decontam.py
 	$(PY) bench/filters.py
 	$(PY) bench/loader.py
-	$(PY) bench/filters.py
-	$(PY) bench/loader.py
 
 clean:
-	rm -rf $(VENV) target demo bench/out
+	rm -rf $(VENV) .venv-datatrove .venv-rensa04 target demo bench/out

@@ -2,7 +2,12 @@
 datatrove on the same real corpus in one run. Prints per-core throughput, peak RSS, signature bytes
 per document and near-duplicate pair recall/precision against exact Jaccard, with ratios.
 
-    python bench/dedup.py [--mb 40] [--corpus DIR] [--datatrove-python PATH]
+    python bench/dedup.py [--mb 40] [--corpus DIR] [--datatrove-python PATH] [--rensa04-python PATH]
+
+rensa 0.5's "full-set R-MinHash" is no longer k-permutation MinHash: it adapts Fast Similarity
+Sketching (one slot and rank per token over a few bucket rounds), a one-pass sketch like our
+one-permutation one. rensa 0.4's R-MinHash evaluates k permutations per token like our classic
+sketch; give an interpreter with rensa==0.4.0 to run it as well.
 
 Every engine runs in its own subprocess with one thread (RAYON_NUM_THREADS=1, threads=1), so peak
 RSS is the engine's own and throughput is per core. shardforge's time includes normalization and
@@ -92,6 +97,19 @@ def shingles(texts: list[str]) -> list[list[str]]:
 # ---------------------------------------------------------------- engines (run in subprocesses)
 
 
+def peak_rss() -> int:
+    """This process's peak resident set in bytes. VmHWM belongs to the exec'ed image only;
+    ru_maxrss on Linux also counts the parent's pages at fork time, so it would report the
+    driver's memory for every engine."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def timed(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
     """Median wall and median CPU seconds (all threads of this process) of `reps` calls, and the
     last call's result. CPU / wall above 1 means the engine used more than one core."""
@@ -128,8 +146,8 @@ def run_engine(name: str, work: Path) -> dict[str, Any]:
     elif name.startswith("rensa"):
         from rensa import RMinHash
 
-        sh = shingles(texts)
-        if name == "rensa_tokens":
+        sh: list[list[str]] = json.loads((work / "shingles.json").read_text())
+        if name in ("rensa_tokens", "rensa04_tokens"):
             result["sketch_s"], result["sketch_cpu_s"], m = timed(
                 lambda: RMinHash.digest_matrix_from_token_sets(sh, K, 42), REPS
             )
@@ -144,17 +162,17 @@ def run_engine(name: str, work: Path) -> dict[str, Any]:
     elif name == "datasketch":
         from datasketch import MinHash
 
-        encoded = [[s.encode() for s in doc] for doc in shingles(texts)]
+        encoded = [[s.encode() for s in doc] for doc in json.loads((work / "shingles.json").read_text())]
         result["sketch_s"], result["sketch_cpu_s"], mh = timed(lambda: MinHash.bulk(encoded, num_perm=K), 1)
         sig = np.stack([m.hashvalues for m in mh]).astype(np.uint32)
     elif name == "datatrove":
         result.update(run_datatrove(work))
-        result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        result["peak_rss"] = peak_rss()
         return result
     else:
         raise SystemExit(f"unknown engine {name}")
     np.save(work / f"{name}.npy", sig)
-    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["peak_rss"] = peak_rss()
     return result
 
 
@@ -247,6 +265,11 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=40.0, help="MB of text in the sample (default 40)")
     ap.add_argument("--corpus", type=Path, default=None, help="corpus directory (default: gather one)")
     ap.add_argument("--datatrove-python", default=None, help="interpreter with datatrove installed")
+    ap.add_argument(
+        "--rensa04-python",
+        default=None,
+        help="interpreter with rensa 0.4 (k-permutation R-MinHash; 0.5 switched to a bucket sketch)",
+    )
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--skip", nargs="*", default=[], help="engines to leave out")
@@ -261,6 +284,8 @@ def main() -> None:
     nbytes = sum(len(t.encode()) for t in texts)
     work = Path(tempfile.mkdtemp(prefix="sf-bench-"))
     (work / "texts.json").write_text(json.dumps(texts))
+    # The peers' input, built here because their interpreters may not have shardforge.
+    (work / "shingles.json").write_text(json.dumps(shingles(texts)))
     (work / "input").mkdir()
     with open(work / "sample.jsonl", "w") as f:
         for i, t in enumerate(texts):
@@ -273,13 +298,15 @@ def main() -> None:
     print(f"ground truth: {len(truth):,} pairs with exact Jaccard >= {THRESHOLD}")
 
     engines = ["shardforge_classic", "shardforge_oph", "rensa_tokens", "rensa_hashes", "datasketch"]
+    engines += ["rensa04_tokens"] if args.rensa04_python else []
     engines += ["datatrove"] if args.datatrove_python else []
+    peer_python = {"datatrove": args.datatrove_python, "rensa04_tokens": args.rensa04_python}
     env = dict(os.environ, RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     results = []
     for name in engines:
         if name in args.skip:
             continue
-        python = args.datatrove_python if name == "datatrove" else sys.executable
+        python = peer_python.get(name) or sys.executable
         cmd = [python, __file__, "--engine", name, "--work", str(work)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -313,7 +340,7 @@ def main() -> None:
         )
     print()
     by = {r["engine"]: r for r in results}
-    for peer in ["rensa_tokens", "rensa_hashes", "datasketch", "datatrove"]:
+    for peer in ["rensa_tokens", "rensa_hashes", "rensa04_tokens", "datasketch", "datatrove"]:
         if peer in by:
             print(
                 f"shardforge classic vs {peer}: {by[peer]['sketch_s'] / base['sketch_s']:.1f}× faster sketching"
