@@ -527,11 +527,12 @@ mod _core {
         flat.into_pyarray(py).reshape([n, k])
     }
 
-    /// Signatures of `texts` as an `(n, num_perm)` uint32 array.
+    /// Signatures of `texts` as an `(n, num_perm)` uint32 array. The strings are borrowed, not
+    /// copied: `PyBackedStr` points at the interpreter's own UTF-8 form (the string itself when ASCII).
     #[pyfunction]
     fn minhash<'py>(
         py: Python<'py>,
-        texts: Vec<String>,
+        texts: Vec<pyo3::pybacked::PyBackedStr>,
         sketch_json: &str,
     ) -> PyResult<Bound<'py, PyArray2<u32>>> {
         let cfg: SketchConfig = parse(sketch_json)?;
