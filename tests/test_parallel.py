@@ -124,16 +124,21 @@ def test_parallel_step_equals_the_single_process_step(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("parallel", "batch", "accum"), [({}, 2, 1), ({"pp": 2}, 4, 2)], ids=["dp2", "pp2"])
+@pytest.mark.parametrize(
+    ("parallel", "batch", "accum"),
+    [({}, 2, 1), ({"pp": 2}, 4, 2), ({"tp": 2, "sequence_parallel": True}, 4, 1)],
+    ids=["dp2", "pp2", "tp2-sp"],
+)
 def test_training_under_torchrun_matches_one_process(
     tmp_path: Path, parallel: dict[str, Any], batch: int, accum: int
 ) -> None:
     """`shardforge train` on 2 ranks follows the losses (and validation losses and embedding
-        σ1/σ2) of one process reading the same global batches, writes one metrics file, and
-        checkpoints under the whole model's names. Data parallel: 2 samples per rank, one process
-        reads 4. Pipeline parallel: both ranks read 4 samples twice per step (gradient accumulation
-        becomes microbatches), and validation runs 3 batches in schedule steps of 2. Both checkpoints
-    load into one plain process and give the same weights."""
+    σ1/σ2) of one process reading the same global batches, writes one metrics file, and
+    checkpoints under the whole model's names. Data parallel: 2 samples per rank, one process
+    reads 4. Pipeline parallel: both ranks read 4 samples twice per step (gradient accumulation
+    becomes microbatches), and validation runs 3 batches in schedule steps of 2. Tensor plus
+    sequence parallel: both ranks read the same 4 samples and hold half of every matrix. Both
+    checkpoints load into one plain process and give the same weights."""
     import json
 
     from torch.distributed.checkpoint.filesystem import FileSystemReader

@@ -162,14 +162,11 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         else:
             loss_sum = _pipeline_step(pipe, batches, cfg.grad_accum, device)
         # Norms computed once, kept on the device (no host sync per parameter), then clipped by.
-        group_norm_t = {
-            n: _full(torch.nn.utils.get_total_norm([p.grad for p in ps if p.grad is not None]))
-            for n, ps in groups.items()
-        }
+        group_norm_t = {n: _grad_norm([p.grad for p in ps if p.grad is not None]) for n, ps in groups.items()}
         if pipe is not None:
             group_norm_t = _norms_over_stages(group_norm_t, pipe)
         total_norm = torch.stack(list(group_norm_t.values())).norm()
-        torch.nn.utils.clip_grads_with_norm_(part.parameters(), cfg.grad_clip, total_norm)
+        _clip_grads(list(part.parameters()), cfg.grad_clip, total_norm)
         group_norms = {n: float(v) for n, v in group_norm_t.items()}
         grad_norm = float(total_norm)
         skip = None
@@ -413,6 +410,31 @@ def _board(out: Path, cfg: TrainConfig) -> Any:
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(out / "tensorboard"))
+
+
+def _by_mesh(tensors: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """`tensors` split by DTensor mesh (plain tensors together), in first-seen order. Under tensor
+    parallelism a TP-sharded weight lives on the (dp, tp) mesh and a replicated norm weight on dp
+    alone, and torch's norm and clip helpers refuse to mix meshes in one call."""
+    groups: dict[object, list[torch.Tensor]] = {}
+    for t in tensors:
+        groups.setdefault(t.device_mesh if isinstance(t, DTensor) else None, []).append(t)
+    return list(groups.values())
+
+
+def _grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all of `grads` together, taken per mesh and combined. Every rank holds the
+    same parameters in the same order, so the collectives line up."""
+    parts = [_full(torch.nn.utils.get_total_norm(gs)) for gs in _by_mesh(grads)]
+    if not parts:
+        return torch.zeros(())
+    return parts[0] if len(parts) == 1 else torch.stack(parts).norm()
+
+
+def _clip_grads(params: list[torch.Tensor], max_norm: float, total_norm: torch.Tensor) -> None:
+    """Scale every gradient by the one clip factor of `total_norm`, one mesh at a time."""
+    for ps in _by_mesh([p for p in params if p.grad is not None]):
+        torch.nn.utils.clip_grads_with_norm_(ps, max_norm, total_norm)
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
