@@ -126,8 +126,14 @@ def test_parallel_step_equals_the_single_process_step(
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("parallel", "batch", "accum"),
-    [({}, 2, 1), ({"pp": 2}, 4, 2), ({"tp": 2, "sequence_parallel": True}, 4, 1)],
-    ids=["dp2", "pp2", "tp2-sp"],
+    [
+        ({}, 2, 1),
+        ({"pp": 2}, 4, 2),
+        ({"tp": 2, "sequence_parallel": True}, 4, 1),
+        ({"compile": True}, 2, 1),
+        ({"pp": 2, "compile": True}, 4, 2),
+    ],
+    ids=["dp2", "pp2", "tp2-sp", "dp2-compile", "pp2-compile"],
 )
 def test_training_under_torchrun_matches_one_process(
     tmp_path: Path, parallel: dict[str, Any], batch: int, accum: int
