@@ -3,7 +3,7 @@
 //!     cargo run --release -p shardforge-core --example sketch_stages -- FILE.jsonl [MB]
 
 use shardforge_core::minhash::Permutations;
-use shardforge_core::normalize::{NormalizeConfig, normalize_into};
+use shardforge_core::normalize::{NormalizeConfig, WordScratch, normalize_with};
 use shardforge_core::oph::OnePermutation;
 use shardforge_core::shingle::for_each_shingle;
 use shardforge_core::shingle::for_each_shingle_in_text;
@@ -38,10 +38,11 @@ fn main() {
     }
     let cfg = NormalizeConfig::default();
     let mut norm = String::new();
+    let mut words = WordScratch::default();
     let normalized: Vec<String> = texts
         .iter()
         .map(|t| {
-            normalize_into(t, &cfg, &mut norm);
+            normalize_with(t, &cfg, &mut words, &mut norm);
             norm.clone()
         })
         .collect();
@@ -62,7 +63,7 @@ fn main() {
     );
     let r = median_mbps(bytes, || {
         for t in &texts {
-            normalize_into(t, &cfg, &mut norm);
+            normalize_with(t, &cfg, &mut words, &mut norm);
             std::hint::black_box(&norm);
         }
     });
@@ -75,7 +76,6 @@ fn main() {
         std::hint::black_box(acc);
     });
     println!("shingle hashing  {r:8.1} MB/s of raw text");
-    let mut words = shardforge_core::normalize::WordScratch::default();
     let r = median_mbps(bytes, || {
         let mut acc = 0u64;
         for t in &texts {

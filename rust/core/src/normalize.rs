@@ -35,14 +35,8 @@ impl Default for NormalizeConfig {
     }
 }
 
-/// Normalize `text` into `out` (cleared first). Reusing `out` across documents avoids an allocation
-/// per document on the hot path.
-pub fn normalize_into(text: &str, cfg: &NormalizeConfig, out: &mut String) {
-    let mut scratch = WordScratch::default();
-    normalize_with(text, cfg, &mut scratch, out);
-}
-
-/// `normalize_into` with caller-owned scratch buffers.
+/// Normalize `text` into `out` (cleared first). Reusing `scratch` and `out` across documents
+/// avoids allocations per document on a hot path.
 pub fn normalize_with(
     text: &str,
     cfg: &NormalizeConfig,
@@ -62,13 +56,16 @@ pub fn normalize_with(
 #[must_use]
 pub fn normalize(text: &str, cfg: &NormalizeConfig) -> String {
     let mut out = String::new();
-    normalize_into(text, cfg, &mut out);
+    normalize_with(text, cfg, &mut WordScratch::default(), &mut out);
     out
 }
 
 /// Buffers reused by `for_each_word` across documents.
 #[derive(Default)]
 pub struct WordScratch {
+    /// `byte_table` of the last config seen, keyed by its ASCII options: built once, not per
+    /// document.
+    table: Option<(u8, [u8; 256])>,
     mapped: Vec<u8>,
     masks: Vec<u64>,
     non_ascii: Vec<u64>,
@@ -85,6 +82,7 @@ pub fn for_each_word(
     mut f: impl FnMut(&str),
 ) {
     let WordScratch {
+        table,
         mapped,
         masks,
         non_ascii,
@@ -98,13 +96,19 @@ pub fn for_each_word(
     } else {
         text
     };
-    let table = byte_table(cfg);
+    let key = u8::from(cfg.lowercase)
+        | u8::from(cfg.strip_punctuation) << 1
+        | u8::from(cfg.fold_digits) << 2;
+    if table.as_ref().is_none_or(|(k, _)| *k != key) {
+        *table = Some((key, byte_table(cfg)));
+    }
+    let table = &table.as_ref().expect("set just above").1;
     let bytes = text.as_bytes();
-    map_bytes(bytes, cfg, &table, mapped, masks, non_ascii);
+    map_bytes(bytes, cfg, table, mapped, masks, non_ascii);
     let mut emit = |start: usize, end: usize| {
         if any_bit(non_ascii, start, end) {
             // Runs end at ASCII bytes, so `start..end` lies on char boundaries.
-            push_words(&text[start..end], cfg, &table, run);
+            push_words(&text[start..end], cfg, table, run);
             run.split(' ').filter(|w| !w.is_empty()).for_each(&mut f);
         } else {
             // SAFETY: the table maps ASCII bytes to ASCII bytes, so the mapped run is ASCII too.

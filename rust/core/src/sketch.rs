@@ -3,7 +3,7 @@
 use crate::minhash::Permutations;
 use crate::normalize::{NormalizeConfig, WordScratch};
 use crate::oph::OnePermutation;
-use crate::shingle::{MAX_NGRAM, for_each_shingle, for_each_shingle_in_text};
+use crate::shingle::{MAX_NGRAM, for_each_shingle_in_text};
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -144,30 +144,6 @@ impl Sketcher {
                 });
                 oph.sign(h64, sig);
                 count
-            }
-        }
-    }
-
-    /// Sketch text that is already normalized.
-    pub fn sign_normalized(
-        &self,
-        normalized: &str,
-        scratch: &mut Scratch,
-        sig: &mut [u32],
-    ) -> usize {
-        let Scratch { h32, h64, .. } = scratch;
-        match &self.engine {
-            Engine::Classic(perms) => {
-                h32.clear();
-                let n = for_each_shingle(normalized, self.cfg.ngram, |h| h32.push(h as u32));
-                perms.sign(h32, sig);
-                n
-            }
-            Engine::OnePermutation(oph) => {
-                h64.clear();
-                let n = for_each_shingle(normalized, self.cfg.ngram, |h| h64.push(h));
-                oph.sign(h64, sig);
-                n
             }
         }
     }
