@@ -62,6 +62,49 @@ def test_accuracy_comparable_to_datasketch(real_docs: list[str]) -> None:
     assert np.mean(ours) < 1.5 * np.mean(theirs) + 0.005, (np.mean(ours), np.mean(theirs))
 
 
+def _low32(text: str, **options: object) -> list[int]:
+    """The 32-bit values a peer's `hashfunc` would return for our shingles."""
+    return [int(h) & 0xFFFFFFFF for h in shardforge.shingle_hashes(text, **options)]
+
+
+@pytest.mark.parametrize("scheme", ["affine32", "legacy"])
+@pytest.mark.parametrize(("num_perm", "seed", "ngram"), [(128, 1, 5), (7, 4_000_000_000, 3)])
+def test_classic_signatures_equal_datasketch(
+    real_docs: list[str], scheme: str, num_perm: int, seed: int, ngram: int
+) -> None:
+    from datasketch import MinHash
+
+    # A text with no words keeps datasketch's empty value everywhere, as ours does.
+    docs = [*real_docs[:40], "", "two words"]
+    sigs = shardforge.minhash(docs, num_perm=num_perm, seed=seed, ngram=ngram, scheme=scheme)
+    for doc, sig in zip(docs, sigs, strict=True):
+        m = MinHash(num_perm=num_perm, seed=seed, scheme=scheme, hashfunc=lambda h: h)
+        m.update_batch(_low32(doc, ngram=ngram))
+        np.testing.assert_array_equal(sig, m.hashvalues.astype(np.uint64))
+
+
+def test_datatrove_scheme_equals_its_signature_formula(real_docs: list[str]) -> None:
+    # datatrove's MinhashDedupSignature (32-bit hashes): every a, then every b, from one
+    # RandomState; ((h * a + b) mod 2^64) mod (2^61 - 1), low 32 bits, minimum per column.
+    k, seed, prime = 112, 5, np.uint64((1 << 61) - 1)
+    gen = np.random.RandomState(seed)
+    a = gen.randint(1, prime, dtype=np.uint64, size=(1, k))
+    b = gen.randint(0, prime, dtype=np.uint64, size=(1, k))
+    docs = real_docs[:40]
+    sigs = shardforge.minhash(docs, num_perm=k, seed=seed, scheme="datatrove")
+    for doc, sig in zip(docs, sigs, strict=True):
+        h = np.array(_low32(doc), dtype=np.uint64).reshape(-1, 1)
+        expected = np.min(((h * a + b) % prime) & np.uint64(0xFFFFFFFF), axis=0)
+        np.testing.assert_array_equal(sig, expected)
+
+
+def test_classic_seed_must_fit_numpy() -> None:
+    with pytest.raises(shardforge.ConfigError, match="seed must be below 2"):
+        shardforge.minhash(["some text here"], seed=1 << 32)
+    with pytest.raises(shardforge.ConfigError, match="unknown variant"):
+        shardforge.minhash(["some text here"], scheme="affine64")
+
+
 def test_identical_and_disjoint_texts() -> None:
     sig = shardforge.minhash(
         ["the quick brown fox jumps over", "The quick, brown fox jumps over!", "zz yy xx"]

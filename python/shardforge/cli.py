@@ -51,6 +51,13 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="classic",
         help="classic k-permutation MinHash, or one-permutation hashing (faster)",
     )
+    p.add_argument(
+        "--scheme",
+        choices=["affine32", "legacy", "datatrove"],
+        default="affine32",
+        help="classic permutations, bit-compatible with datasketch>=2.0 (affine32, default), "
+        "datasketch<2.0 (legacy) or datatrove",
+    )
     p.add_argument("--num-perm", type=int, default=128, help="signature length k (default: 128)")
     p.add_argument("--ngram", type=int, default=5, help="words per shingle (default: 5)")
     p.add_argument("--seed", type=int, default=1, help="seed of the hash permutations")
@@ -92,6 +99,7 @@ def _run_dedup(args: argparse.Namespace) -> int:
         id_field=args.id_field,
         key_field=args.key_field,
         method=args.method,
+        scheme=args.scheme,
         num_perm=args.num_perm,
         ngram=args.ngram,
         seed=args.seed,

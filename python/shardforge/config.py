@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 SketchMethod = Literal["classic", "one_permutation"]
+MinHashScheme = Literal["affine32", "legacy", "datatrove"]
 KeepPolicy = Literal["first", "longest", "max_column"]
 VerifyMode = Literal["none", "signature", "exact"]
 OnError = Literal["raise", "skip"]
@@ -25,6 +26,9 @@ class NormalizeConfig:
 @dataclass
 class SketchConfig:
     method: SketchMethod = "classic"
+    # Whose permutations the classic sketch reproduces bit for bit: datasketch >= 2.0 ("affine32"),
+    # datasketch < 2.0 ("legacy") or datatrove ("datatrove").
+    scheme: MinHashScheme = "affine32"
     num_perm: int = 128
     ngram: int = 5
     seed: int = 1

@@ -16,6 +16,7 @@ from shardforge.config import (
     DedupConfig,
     FieldConfig,
     KeepPolicy,
+    MinHashScheme,
     NormalizeConfig,
     OnError,
     SketchConfig,
@@ -77,6 +78,7 @@ def make_config(
     id_field: str | None = "id",
     key_field: str | None = None,
     method: SketchMethod = "classic",
+    scheme: MinHashScheme = "affine32",
     num_perm: int = 128,
     ngram: int = 5,
     seed: int = 1,
@@ -100,6 +102,7 @@ def make_config(
         fields=FieldConfig(text_field=text_field, id_field=id_field, key_field=key_field),
         sketch=SketchConfig(
             method=method,
+            scheme=scheme,
             num_perm=num_perm,
             ngram=ngram,
             seed=seed,
@@ -157,8 +160,12 @@ def _sketch_config(options: dict[str, Any]) -> SketchConfig:
 
 def minhash(texts: Sequence[str] | Any, **options: Any) -> npt.NDArray[np.uint32]:
     """MinHash signatures, shape `(len(texts), num_perm)`, of a list of strings or a `pyarrow`
-    string array (read zero-copy from its buffers). Options: `method`, `num_perm`, `ngram`,
-    `seed` and the normalization switches of `make_config`."""
+    string array (read zero-copy from its buffers). Options: `method`, `scheme`, `num_perm`,
+    `ngram`, `seed` and the normalization switches of `make_config`.
+
+    The classic sketch equals datasketch's `MinHash(num_perm, seed, scheme=scheme)` fed the low 32
+    bits of `shingle_hashes(text)` with an identity `hashfunc` (`scheme="datatrove"`: datatrove's
+    parameters), so signatures can be compared with theirs."""
     sketch = _sketch_config(options).to_json()
     if type(texts).__module__.startswith("pyarrow"):
         return _minhash_arrow(texts, sketch)

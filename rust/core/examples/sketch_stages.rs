@@ -2,7 +2,7 @@
 //!
 //!     cargo run --release -p shardforge-core --example sketch_stages -- FILE.jsonl [MB]
 
-use shardforge_core::minhash::Permutations;
+use shardforge_core::minhash::{Permutations, Scheme};
 use shardforge_core::normalize::{NormalizeConfig, WordScratch, normalize_with};
 use shardforge_core::oph::OnePermutation;
 use shardforge_core::shingle::for_each_shingle;
@@ -95,18 +95,27 @@ fn main() {
         }
     });
     println!("classic end to end {r:8.1} MB/s of raw text");
-    let perms = Permutations::new(128, 1);
-    let h32: Vec<Vec<u32>> = shingles
-        .iter()
-        .map(|v| v.iter().map(|&h| h as u32).collect())
-        .collect();
-    let r = median_mbps(bytes, || {
-        for h in &h32 {
-            perms.sign(h, &mut sig);
-            std::hint::black_box(&sig);
-        }
-    });
-    println!("classic sign     {r:8.1} MB/s of raw text");
+    for scheme in [Scheme::Affine32, Scheme::Legacy] {
+        let perms = Permutations::new(128, 1, scheme);
+        let inputs: Vec<Vec<u32>> = shingles
+            .iter()
+            .map(|v| {
+                let mut h: Vec<u32> = v.iter().map(|&h| h as u32).collect();
+                perms.prepare(&mut h);
+                h
+            })
+            .collect();
+        let r = median_mbps(bytes, || {
+            for h in &inputs {
+                perms.sign(h, &mut sig);
+                std::hint::black_box(&sig);
+            }
+        });
+        println!(
+            "classic sign {:<10} {r:8.1} MB/s of raw text",
+            format!("{scheme:?}")
+        );
+    }
     let oph = OnePermutation::new(128, 1);
     let r = median_mbps(bytes, || {
         for h in &shingles {

@@ -1,7 +1,8 @@
 //! shardforge-core: the pure-Rust engine of shardforge (no Python here; see `rust/python`).
 //!
 //! - `reader`, `input`: streaming JSONL (plain/gz/zst) and Parquet ingest with per-record errors.
-//! - `normalize`, `shingle`, `minhash`, `oph`, `sketch`: text → word n-grams → `MinHash` signatures.
+//! - `normalize`, `shingle`, `minhash`, `oph`, `sketch`: text → word n-grams → `MinHash` signatures
+//!   (`mt19937` draws the classic parameters as datasketch and datatrove do).
 //! - `lsh`, `band_index`, `union_find`: candidate pairs and clusters.
 //! - `dedup`: the exact + near-duplicate removal job and its in-memory twin.
 //! - `filter`: Gopher, C4 and `FineWeb` quality rules and their file job.
@@ -18,6 +19,7 @@ pub mod job;
 pub mod loader;
 pub mod lsh;
 pub mod minhash;
+pub mod mt19937;
 pub mod normalize;
 pub mod oph;
 pub mod reader;

@@ -1,6 +1,6 @@
 //! Document → signature: normalize, shingle, then one of the two sketches.
 
-use crate::minhash::Permutations;
+use crate::minhash::{Permutations, Scheme};
 use crate::normalize::{NormalizeConfig, WordScratch};
 use crate::oph::OnePermutation;
 use crate::shingle::{MAX_NGRAM, for_each_shingle_in_text};
@@ -32,6 +32,8 @@ impl std::str::FromStr for SketchMethod {
 #[serde(default, deny_unknown_fields)]
 pub struct SketchConfig {
     pub method: SketchMethod,
+    /// The classic sketch's permutations: whose (datasketch's or datatrove's) they reproduce.
+    pub scheme: Scheme,
     pub num_perm: usize,
     /// Words per shingle.
     pub ngram: usize,
@@ -43,6 +45,7 @@ impl Default for SketchConfig {
     fn default() -> Self {
         Self {
             method: SketchMethod::Classic,
+            scheme: Scheme::Affine32,
             num_perm: 128,
             ngram: 5,
             seed: 1,
@@ -63,6 +66,13 @@ impl SketchConfig {
             return Err(crate::Error::Config(format!(
                 "ngram must be in 1..={MAX_NGRAM}, got {}",
                 self.ngram
+            )));
+        }
+        // numpy's RandomState, which the classic parameters come from, takes 32-bit seeds.
+        if self.method == SketchMethod::Classic && u32::try_from(self.seed).is_err() {
+            return Err(crate::Error::Config(format!(
+                "seed must be below 2^32 for the classic sketch (numpy's RandomState), got {}",
+                self.seed
             )));
         }
         Ok(())
@@ -92,7 +102,9 @@ impl Sketcher {
     pub fn new(cfg: &SketchConfig) -> crate::Result<Self> {
         cfg.validate()?;
         let engine = match cfg.method {
-            SketchMethod::Classic => Engine::Classic(Permutations::new(cfg.num_perm, cfg.seed)),
+            SketchMethod::Classic => {
+                Engine::Classic(Permutations::new(cfg.num_perm, cfg.seed as u32, cfg.scheme))
+            }
             SketchMethod::OnePermutation => {
                 Engine::OnePermutation(OnePermutation::new(cfg.num_perm, cfg.seed))
             }
@@ -134,6 +146,7 @@ impl Sketcher {
                 let count = for_each_shingle_in_text(text, norm, n, words, normalized, |h| {
                     h32.push(h as u32);
                 });
+                perms.prepare(h32);
                 perms.sign(h32, sig);
                 count
             }
@@ -201,11 +214,10 @@ mod tests {
         (a.join(" "), b.join(" "))
     }
 
-    fn check_accuracy(method: SketchMethod) {
+    fn check_accuracy(base: &SketchConfig) {
         let cfg = SketchConfig {
-            method,
             num_perm: 256,
-            ..SketchConfig::default()
+            ..base.clone()
         };
         let sk = Sketcher::new(&cfg).unwrap();
         let k = cfg.num_perm as f64;
@@ -226,17 +238,31 @@ mod tests {
         }
         assert!(
             outside <= 3,
-            "{method:?}: {outside}/{trials} estimates outside 3 sigma"
+            "{:?}/{:?}: {outside}/{trials} estimates outside 3 sigma",
+            cfg.method,
+            cfg.scheme
         );
     }
 
     #[test]
     fn classic_estimates_within_theory() {
-        check_accuracy(SketchMethod::Classic);
+        check_accuracy(&SketchConfig::default());
+    }
+
+    #[test]
+    fn legacy_classic_estimates_within_theory() {
+        let cfg = SketchConfig {
+            scheme: Scheme::Legacy,
+            ..SketchConfig::default()
+        };
+        check_accuracy(&cfg);
     }
 
     #[test]
     fn one_permutation_estimates_within_theory() {
-        check_accuracy(SketchMethod::OnePermutation);
+        check_accuracy(&SketchConfig {
+            method: SketchMethod::OnePermutation,
+            ..SketchConfig::default()
+        });
     }
 }
