@@ -98,11 +98,13 @@ def test_datatrove_scheme_equals_its_signature_formula(real_docs: list[str]) -> 
         np.testing.assert_array_equal(sig, expected)
 
 
-def test_classic_seed_must_fit_numpy() -> None:
+def test_bad_scheme_and_seed_are_config_errors() -> None:
     with pytest.raises(shardforge.ConfigError, match="seed must be below 2"):
         shardforge.minhash(["some text here"], seed=1 << 32)
     with pytest.raises(shardforge.ConfigError, match="unknown variant"):
         shardforge.minhash(["some text here"], scheme="affine64")
+    with pytest.raises(shardforge.ConfigError, match="classic sketch only"):
+        shardforge.minhash(["some text here"], method="one_permutation", scheme="legacy")
 
 
 def test_identical_and_disjoint_texts() -> None:

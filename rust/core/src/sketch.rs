@@ -68,6 +68,12 @@ impl SketchConfig {
                 self.ngram
             )));
         }
+        if self.method == SketchMethod::OnePermutation && self.scheme != Scheme::Affine32 {
+            return Err(crate::Error::Config(format!(
+                "scheme {:?} applies to the classic sketch only, not one_permutation",
+                self.scheme
+            )));
+        }
         // numpy's RandomState, which the classic parameters come from, takes 32-bit seeds.
         if self.method == SketchMethod::Classic && u32::try_from(self.seed).is_err() {
             return Err(crate::Error::Config(format!(
