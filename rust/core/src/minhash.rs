@@ -35,20 +35,6 @@ pub enum Scheme {
     Datatrove,
 }
 
-impl std::str::FromStr for Scheme {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
-        match s {
-            "affine32" => Ok(Self::Affine32),
-            "legacy" => Ok(Self::Legacy),
-            "datatrove" => Ok(Self::Datatrove),
-            other => Err(crate::Error::Config(format!(
-                "unknown MinHash scheme {other:?} (expected \"affine32\", \"legacy\" or \"datatrove\")"
-            ))),
-        }
-    }
-}
-
 const MERSENNE_61: u64 = (1 << 61) - 1;
 
 /// `MurmurHash3`'s 32-bit finalizer: a fixed bijection that datasketch applies before `Affine32`.
@@ -121,12 +107,9 @@ impl Permutations {
     pub fn prepare(&self, hashes: &mut [u32]) {
         if let Params::Affine32 { .. } = self.params {
             #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2 (checked just above).
-                    unsafe { premix_avx2(hashes) };
-                    return;
-                }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { premix_avx2(hashes) };
             }
             premix(hashes);
         }
@@ -136,29 +119,19 @@ impl Permutations {
     /// `prepare`). An empty `inputs` leaves `u32::MAX` everywhere, the peers' empty value.
     pub fn sign(&self, inputs: &[u32], sig: &mut [u32]) {
         assert_eq!(sig.len(), self.len());
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe {
+                match &self.params {
+                    Params::Affine32 { a, b } => sign_avx2(a, b, inputs, sig),
+                    Params::Mersenne { a, b } => sign_mersenne_avx2(a, b, inputs, sig),
+                }
+            };
+        }
         match &self.params {
-            Params::Affine32 { a, b } => {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    if std::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU supports AVX2 (checked just above).
-                        unsafe { sign_avx2(a, b, inputs, sig) };
-                        return;
-                    }
-                }
-                sign_generic(a, b, inputs, sig);
-            }
-            Params::Mersenne { a, b } => {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    if std::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU supports AVX2 (checked just above).
-                        unsafe { sign_mersenne_avx2(a, b, inputs, sig) };
-                        return;
-                    }
-                }
-                sign_mersenne_generic(a, b, inputs, sig);
-            }
+            Params::Affine32 { a, b } => sign_generic(a, b, inputs, sig),
+            Params::Mersenne { a, b } => sign_mersenne_generic(a, b, inputs, sig),
         }
     }
 }
