@@ -1,19 +1,24 @@
 """One training step of a small model under `parallelize` (or a `Pipeline` when PP > 1), run by
 torchrun from test_parallel.py:
     torchrun --nproc-per-node N tests/parallel_worker.py WORKDIR TP ACTIVATION_CHECKPOINTING PP SCHEDULE SP
-Reads WORKDIR/init.pt (weights and a batch), writes WORKDIR/result.pt on rank 0 (the loss averaged
-over data-parallel ranks and every parameter after the step, gathered whole)."""
+Reads WORKDIR/init.pt (config, seed and a batch). Builds the model on the meta device as the trainer
+does, parallelizes it, gives each rank its shard of the seeded initial weights, and writes
+WORKDIR/result.pt on rank 0 (the loss averaged over data-parallel ranks and every parameter after
+the step, gathered whole)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 from shardforge.trainer import Transformer
+from shardforge.trainer.model import init_parameters
 from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, parallelize
 
 
@@ -22,8 +27,8 @@ def main() -> None:
     pp, schedule, sp = int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1"
     dist.init_process_group("gloo")
     init = torch.load(work / "init.pt", weights_only=False)
-    model = Transformer(init["config"])
-    model.load_state_dict(init["weights"])
+    with torch.device("meta"):
+        model = Transformer(init["config"])
     pcfg = ParallelConfig(
         tp=tp, pp=pp, pp_schedule=schedule, activation_checkpointing=ac, sequence_parallel=sp
     )
@@ -36,9 +41,11 @@ def main() -> None:
     if pp > 1:
         pipe = Pipeline(model, mesh, pcfg, torch.device("cpu"), batch_size=len(batch["input_ids"]))
         part = pipe.part
+        materialize(pipe.stage_modules, part, init)
         loss = pipe.step(batch).mean()  # every pipeline rank gets the last stage's losses
     else:
         part = parallelize(model, mesh, pcfg)
+        materialize([part], part, init)
         loss = model.loss(batch["input_ids"], batch["labels"], batch["position_ids"])
         torch.autograd.backward(loss)
     # SGD is linear in the gradient (Adam's first step is its sign).
@@ -63,6 +70,12 @@ def main() -> None:
     # called without an active exception"); leave together.
     dist.barrier()
     dist.destroy_process_group()
+
+
+def materialize(modules: Sequence[torch.nn.Module], part: torch.nn.Module, init: dict[str, Any]) -> None:
+    for m in modules:
+        m.to_empty(device=torch.device("cpu"))
+    init_parameters(part, init["config"], init["seed"])
 
 
 if __name__ == "__main__":

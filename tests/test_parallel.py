@@ -15,8 +15,8 @@ pytest.importorskip("torch")
 
 import torch
 
-from shardforge.trainer import ModelConfig, Transformer
-from shardforge.trainer.model import TransformerStage
+from shardforge.trainer import ModelConfig, Transformer, activation_checkpointing
+from shardforge.trainer.model import TransformerStage, canonical_name, init_parameters
 from shardforge.trainer.parallel import split_layers
 
 CFG = ModelConfig(vocab_size=300, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=96, max_seq_len=64)
@@ -24,7 +24,7 @@ CFG = ModelConfig(vocab_size=300, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, f
 
 def reference_step(init: dict[str, Any]) -> tuple[float, dict[str, torch.Tensor]]:
     model = Transformer(init["config"])
-    model.load_state_dict(init["weights"])
+    model.init_weights(init["seed"])
     opt = torch.optim.SGD(
         model.parameters(), lr=0.5
     )  # linear in the gradient (Adam's first step is its sign)
@@ -59,6 +59,29 @@ def test_pipeline_stages_chain_into_the_model() -> None:
         split_layers(2, 4)
     with pytest.raises(ValueError, match="untied"):
         TransformerStage(Transformer(CFG.with_(tie_embeddings=True)), [0], first=True, last=False)
+
+
+def test_weights_initialised_after_building_on_meta_match_the_eager_model() -> None:
+    """The trainer builds the model on the meta device and initialises each rank's parameters by
+    name: a pipeline stage, with activation checkpointing around its blocks, gets exactly the
+    whole model's values; another seed gives other values."""
+    eager = Transformer(CFG)
+    eager.init_weights(3)
+    with torch.device("meta"):
+        meta = Transformer(CFG)
+    stage = TransformerStage(meta, [1], first=False, last=True)
+    activation_checkpointing.apply(stage.layers, True)
+    stage.to_empty(device="cpu")
+    init_parameters(stage, CFG, 3)
+    want = dict(eager.named_parameters())
+    got = {canonical_name(n): p for n, p in stage.named_parameters()}
+    assert set(got) == {n for n in want if n.startswith(("layers.1.", "norm.", "lm_head."))}
+    for n, p in got.items():
+        assert torch.equal(p, want[n]), n
+    assert got["layers.1.attn.o.weight"].std() < got["layers.1.attn.q.weight"].std()  # depth-scaled
+    eager.init_weights(4)
+    reseeded = dict(eager.named_parameters())["layers.1.attn.q.weight"]
+    assert not torch.equal(reseeded, got["layers.1.attn.q.weight"])
 
 
 @pytest.mark.slow  # starts torch in 2-4 processes per case
@@ -100,7 +123,7 @@ def test_parallel_step_equals_the_single_process_step(
     pos = torch.cat([torch.arange(10), torch.arange(14)]).expand(4, 24)
     init = {
         "config": cfg,
-        "weights": Transformer(cfg).state_dict(),
+        "seed": 7,  # the ranks build their shards of the initial weights from it
         "batch": (ids, torch.roll(ids, -1, 1), pos),
     }
     torch.save(init, tmp_path / "init.pt")

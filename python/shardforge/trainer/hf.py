@@ -114,7 +114,8 @@ def import_hf(path: str | os.PathLike[str], **changes: Any) -> Transformer:
         max_seq_len=c.get("max_position_embeddings", 2048),
         tie_embeddings=c.get("tie_word_embeddings", False),
     ).with_(**changes)
-    model = Transformer(cfg)
+    with torch.device("meta"):  # no memory or initialisation for weights about to be replaced
+        model = Transformer(cfg)
     tensors = load_file(str(path / "model.safetensors"))
     state = {}
     for name in model.state_dict():
@@ -123,6 +124,8 @@ def import_hf(path: str | os.PathLike[str], **changes: Any) -> Transformer:
             hf = _TOP["embed.weight"]
         if hf not in tensors:
             raise ValueError(f"{path}/model.safetensors: missing {hf}")
-        state[name] = tensors[hf]
-    model.load_state_dict(state)
+        state[name] = tensors[hf].float()
+    model.load_state_dict(state, assign=True)
+    if cfg.tie_embeddings:
+        model.lm_head.weight = model.embed.weight  # `assign` gave each name its own parameter
     return model

@@ -9,13 +9,14 @@ kernels (`shardforge.kernels`) and plain PyTorch; the two compute the same funct
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributed.tensor import DTensor
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from shardforge import kernels
 from shardforge.kernels import reference
@@ -146,6 +147,59 @@ def head(cfg: ModelConfig, lm_head: nn.Linear, h: torch.Tensor, labels: torch.Te
     )
 
 
+# Wrappers that activation checkpointing and `torch.compile` put between a module and its
+# parameters; the whole model's name is what is left without them.
+_WRAPPER_PREFIXES = ("_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def canonical_name(name: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+def _seed_of(seed: int, name: str) -> int:
+    """A generator seed for one parameter: a stable hash of the run's seed and the name."""
+    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # torch seeds are signed 64-bit
+
+
+def initial_value(
+    cfg: ModelConfig, name: str, shape: torch.Size, seed: int, device: torch.device
+) -> torch.Tensor:
+    """The whole model's parameter `name` at initialisation, in fp32 on `device`: Normal(0,
+    init_std), with the two projections back into the residual stream (attention out, MLP down)
+    scaled by 1/sqrt(2 n_layers) so the residual's variance does not grow with depth (GPT-2); norms
+    at 1. Under μP the hidden matrices' std is also divided by sqrt(their fan-in / the base
+    model's)."""
+    if name.endswith("norm.weight"):
+        return torch.ones(shape, device=device)
+    std = cfg.init_std
+    if name.endswith(("attn.o.weight", "mlp.down.weight")):
+        std /= math.sqrt(2 * cfg.n_layers)
+    ratio = mup.fan_in_ratio(cfg, name)
+    if ratio is not None:
+        std /= math.sqrt(ratio)
+    gen = torch.Generator(device=device).manual_seed(_seed_of(seed, name))
+    return torch.empty(shape, device=device).normal_(0.0, std, generator=gen)
+
+
+def init_parameters(module: nn.Module, cfg: ModelConfig, seed: int) -> None:
+    """Sets every parameter of `module` to its `initial_value`. `module` is a `Transformer`, a
+    `TransformerStage`, or either after `parallelize`: a DTensor parameter gets its own shard of
+    the whole value. Each parameter has its own generator, so a rank's values do not depend on
+    which parameters it holds or how they are sharded: every parallel layout starts from the
+    weights of the single-process model. Peak extra memory is one whole parameter."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            local = p.to_local() if isinstance(p, DTensor) else p
+            full = initial_value(cfg, canonical_name(name), p.shape, seed, local.device).to(p.dtype)
+            if isinstance(p, DTensor):
+                # Every rank computed the same whole value: each keeps its shard, no communication.
+                full = distribute_tensor(full, p.device_mesh, p.placements, src_data_rank=None)
+            p.copy_(full)
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -159,22 +213,15 @@ class Transformer(nn.Module):
             self.lm_head.weight = self.embed.weight
         self.init_weights()
 
-    def init_weights(self) -> None:
-        """Normal(0, init_std) everywhere; the two projections back into the residual stream
-        (attention out, MLP down) scaled by 1/sqrt(2 n_layers) so the residual's variance does not
-        grow with depth (GPT-2); norms at 1. Under μP the hidden matrices' std is also divided by
-        sqrt(their fan-in / the base model's)."""
-        for name, p in self.named_parameters():
-            std = self.cfg.init_std
-            if name.endswith("norm.weight"):
-                nn.init.ones_(p)
-                continue
-            if name.endswith(("attn.o.weight", "mlp.down.weight")):
-                std /= math.sqrt(2 * self.cfg.n_layers)
-            ratio = mup.fan_in_ratio(self.cfg, name)
-            if ratio is not None:
-                std /= math.sqrt(ratio)
-            nn.init.normal_(p, 0.0, std)
+    def init_weights(self, seed: int | None = None) -> None:
+        """`init_parameters` with `seed`, or one drawn from torch's global generator (so
+        `torch.manual_seed` then `Transformer(cfg)` gives the same weights every time). A model
+        built on the meta device has no storage to fill: it is initialised after it is placed."""
+        if any(p.is_meta for p in self.parameters()):
+            return
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()).item())
+        init_parameters(self, self.cfg, seed)
 
     def hidden_states(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None

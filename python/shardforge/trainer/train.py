@@ -43,7 +43,7 @@ from torch.distributed.tensor import DTensor
 from shardforge.loader import Loader
 from shardforge.trainer import activation_checkpointing, checkpoint
 from shardforge.trainer.config import model_config
-from shardforge.trainer.model import Transformer
+from shardforge.trainer.model import Transformer, init_parameters
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
 from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, parallelize
 
@@ -102,11 +102,14 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    torch.manual_seed(cfg.seed)
 
     vocab = cfg.model_overrides.get("vocab_size") or _dataset_vocab(cfg.loader)
     mcfg = model_config(cfg.model, **({"vocab_size": vocab} | cfg.model_overrides))
-    model = Transformer(mcfg).to(device)
+    # Built on the meta device (no memory, no initialisation) and parallelized there; each rank
+    # then allocates and initialises only the parameters it holds.
+    with torch.device("meta"):
+        model = Transformer(mcfg)
     # What this rank trains, checkpoints and clips: the model, or its pipeline stages' part of it.
     part: torch.nn.Module = model
     pcfg, mesh, pipe, dp_rank, dp = ParallelConfig(**cfg.parallel), None, None, 0, 1
@@ -123,6 +126,10 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         parallelize(model, mesh, pcfg)
     else:
         activation_checkpointing.apply(model.layers, pcfg.activation_checkpointing)
+    for m in pipe.stage_modules if pipe is not None else [model]:
+        m.to_empty(device=device)
+    # Seeded by name, the same on every rank whatever it holds (see `init_parameters`).
+    init_parameters(part, mcfg, cfg.seed)
     opt = torch.optim.AdamW(param_groups(part, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=False)
     groups = {g["name"]: g["params"] for g in opt.param_groups}
 
