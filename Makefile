@@ -10,7 +10,7 @@ export PYO3_PYTHON := $(abspath $(PY))
 STAMP := $(VENV)/.installed
 SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml pyproject.toml
 
-.PHONY: help install demo test quick lint rust-test py-test bench clean
+.PHONY: help install demo test quick lint rust-test py-test bench gpu-bundle clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,26 @@ bench: $(STAMP) $(PEER_DATATROVE) $(PEER_RENSA04)  ## side-by-side benchmarks ag
 	$(PY) bench/decontam.py
 	$(PY) bench/filters.py
 	$(PY) bench/loader.py
+
+# What a lent GPU machine (Python 3.12, torch, triton, no network) lacks, as one folder that the
+# device tool carries: shardforge built for CPython 3.12, the peers and dependencies missing there,
+# and a real tokenizer. bench/gpu.sh installs and runs from it. The build has its own target
+# directory so that it does not invalidate the .venv build.
+GPU_BUNDLE := .gpu
+GPU_WHEELS := duckdb==2.0.0 liger-kernel==0.8.5 torchtitan==0.2.2 tyro docstring-parser typeguard \
+	torchdata datasets dill multiprocess
+GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64,--platform $(p))
+TOKENIZER ?= ../shared/data/tokenizers/llama3.json
+
+gpu-bundle: $(PY)  ## wheels and a tokenizer for a lent GPU machine, in .gpu/ (see bench/gpu.sh)
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
+	$(PIP) install -q 'maturin>=1.7,<2'
+	CARGO_TARGET_DIR=target/cp312 PYO3_CROSS=1 PYO3_CROSS_PYTHON_VERSION=3.12 \
+		$(VENV)/bin/maturin build --quiet --release -i python3.12 -m rust/python/Cargo.toml -o $(GPU_BUNDLE)
+	$(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(GPU_PLATFORMS) -d $(GPU_BUNDLE) $(GPU_WHEELS)
+	gzip -c $(TOKENIZER) > $(GPU_BUNDLE)/tokenizer.json.gz
+	@du -sh $(GPU_BUNDLE)
 
 clean:
 	rm -rf $(VENV) .venv-datatrove .venv-rensa04 target demo bench/out

@@ -32,8 +32,16 @@ pytestmark = pytest.mark.skipif(
     reason="needs a GPU or TRITON_INTERPRET=1",
 )
 DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
-TOL = {torch.float32: dict(atol=1e-5, rtol=1e-4), torch.float16: dict(atol=2e-2, rtol=2e-2)}
-DTYPES = [torch.float32, torch.float16]
+# The reference sees the fp32 inputs before they are rounded to `dtype`, so the tolerance covers
+# that rounding too: bf16 keeps 3 fewer mantissa bits than fp16.
+TOL = {
+    torch.float32: dict(atol=1e-5, rtol=1e-4),
+    torch.float16: dict(atol=2e-2, rtol=2e-2),
+    torch.bfloat16: dict(atol=6e-2, rtol=6e-2),
+}
+# Triton's interpreter computes bf16 wrongly (docs/kernels.md), so bf16 is checked only where the
+# kernels run on a GPU (`bench/gpu.sh kernels`).
+DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if DEVICE == "cuda" else [])
 
 
 @pytest.fixture(autouse=True)
