@@ -15,19 +15,6 @@ pub enum SketchMethod {
     OnePermutation,
 }
 
-impl std::str::FromStr for SketchMethod {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Self> {
-        match s {
-            "classic" | "minhash" => Ok(Self::Classic),
-            "one_permutation" | "oph" | "one-pass" | "one_pass" => Ok(Self::OnePermutation),
-            other => Err(crate::Error::Config(format!(
-                "unknown sketch method {other:?} (expected \"classic\" or \"one_permutation\")"
-            ))),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SketchConfig {
