@@ -30,7 +30,9 @@ tokenizer=/tmp/tokenizer.json
 
 versions() {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-    $py -c 'import sys, torch, triton, shardforge; print(sys.version.split()[0], "torch", torch.__version__, "triton", triton.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())'
+    $py -c 'import sys, torch, triton, shardforge
+gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "torch sees no GPU"
+print(sys.version.split()[0], "torch", torch.__version__, "triton", triton.__version__, "cuda", torch.version.cuda, gpu)'
 }
 
 case $stage in
@@ -44,7 +46,7 @@ kernels)
         >>"$out/kernels.log" 2>&1 || echo "kernel tests FAILED" >>"$out/kernels.log"
     tail -5 "$out/kernels.log"
     $py bench/kernels.py "$@" 2>&1 | tee "$out/kernels-bench.log"
-    cp bench/out/kernels.csv "$out/"
+    cp bench/out/kernels*.csv "$out/"
     ;;
 trainer)
     versions >"$out/trainer.log" 2>&1
