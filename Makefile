@@ -80,7 +80,7 @@ TOKENIZER ?= ../shared/data/tokenizers/llama3.json
 
 gpu-bundle: $(PY)  ## wheels and a tokenizer for a lent GPU machine, in .gpu/ (see bench/gpu.sh)
 	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
-	$(PIP) install -q 'maturin>=1.7,<2'
+	$(PIP) install -q 'maturin>=1.9.4,<2'  # the version pyproject.toml builds with
 	CARGO_TARGET_DIR=target/cp312 PYO3_CROSS=1 PYO3_CROSS_PYTHON_VERSION=3.12 \
 		$(VENV)/bin/maturin build --quiet --release -i python3.12 -m rust/python/Cargo.toml -o $(GPU_BUNDLE)
 	$(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -9,16 +9,14 @@ the step, gathered whole)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 from shardforge.trainer import Transformer
-from shardforge.trainer.model import init_parameters
+from shardforge.trainer.model import materialize
 from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, parallelize
 
 
@@ -41,11 +39,11 @@ def main() -> None:
     if pp > 1:
         pipe = Pipeline(model, mesh, pcfg, torch.device("cpu"), batch_size=len(batch["input_ids"]))
         part = pipe.part
-        materialize(pipe.stage_modules, part, init)
+        materialize(pipe.stage_modules, part, init["config"], init["seed"], torch.device("cpu"))
         loss = pipe.step(batch).mean()  # every pipeline rank gets the last stage's losses
     else:
         part = parallelize(model, mesh, pcfg)
-        materialize([part], part, init)
+        materialize([part], part, init["config"], init["seed"], torch.device("cpu"))
         loss = model.loss(batch["input_ids"], batch["labels"], batch["position_ids"])
         torch.autograd.backward(loss)
     # SGD is linear in the gradient (Adam's first step is its sign).
@@ -70,12 +68,6 @@ def main() -> None:
     # called without an active exception"); leave together.
     dist.barrier()
     dist.destroy_process_group()
-
-
-def materialize(modules: Sequence[torch.nn.Module], part: torch.nn.Module, init: dict[str, Any]) -> None:
-    for m in modules:
-        m.to_empty(device=torch.device("cpu"))
-    init_parameters(part, init["config"], init["seed"])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 import torch
 
 from shardforge.trainer import ModelConfig, Transformer, activation_checkpointing
-from shardforge.trainer.model import TransformerStage, canonical_name, init_parameters
+from shardforge.trainer.model import TransformerStage, canonical_name, materialize
 from shardforge.trainer.parallel import split_layers
 
 CFG = ModelConfig(vocab_size=300, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=96, max_seq_len=64)
@@ -71,8 +71,7 @@ def test_weights_initialised_after_building_on_meta_match_the_eager_model() -> N
         meta = Transformer(CFG)
     stage = TransformerStage(meta, [1], first=False, last=True)
     activation_checkpointing.apply(stage.layers, True)
-    stage.to_empty(device="cpu")
-    init_parameters(stage, CFG, 3)
+    materialize([stage], stage, CFG, 3, torch.device("cpu"))
     want = dict(eager.named_parameters())
     got = {canonical_name(n): p for n, p in stage.named_parameters()}
     assert set(got) == {n for n in want if n.startswith(("layers.1.", "norm.", "lm_head."))}

@@ -200,6 +200,16 @@ def init_parameters(module: nn.Module, cfg: ModelConfig, seed: int) -> None:
             p.copy_(full)
 
 
+def materialize(
+    modules: Iterable[nn.Module], part: nn.Module, cfg: ModelConfig, seed: int, device: torch.device
+) -> None:
+    """Gives `modules` (built on the meta device, then parallelized) storage on `device`, and
+    initialises `part`, the module that holds their parameters under the whole model's names."""
+    for m in modules:
+        m.to_empty(device=device)
+    init_parameters(part, cfg, seed)
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -43,7 +43,7 @@ from torch.distributed.tensor import DTensor
 from shardforge.loader import Loader
 from shardforge.trainer import activation_checkpointing, checkpoint
 from shardforge.trainer.config import model_config
-from shardforge.trainer.model import Transformer, init_parameters
+from shardforge.trainer.model import Transformer, materialize
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
 from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, parallelize
 
@@ -126,10 +126,8 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
         parallelize(model, mesh, pcfg)
     else:
         activation_checkpointing.apply(model.layers, pcfg.activation_checkpointing)
-    for m in pipe.stage_modules if pipe is not None else [model]:
-        m.to_empty(device=device)
     # Seeded by name, the same on every rank whatever it holds (see `init_parameters`).
-    init_parameters(part, mcfg, cfg.seed)
+    materialize(pipe.stage_modules if pipe is not None else [model], part, mcfg, cfg.seed, device)
     opt = torch.optim.AdamW(param_groups(part, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=False)
     groups = {g["name"]: g["params"] for g in opt.param_groups}
 
