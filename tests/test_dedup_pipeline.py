@@ -255,3 +255,88 @@ def test_spilled_index_gives_the_same_clusters(mixed_inputs: Path, tmp_path: Pat
     assert pq.read_table(tmp_path / "mem" / "clusters.parquet").equals(
         pq.read_table(tmp_path / "disk" / "clusters.parquet")
     )
+
+
+def _typed_records(docs: list[str]) -> list[dict[str, object]]:
+    """Records whose other fields exercise every column type the Parquet conversion infers."""
+    records: list[dict[str, object]] = []
+    for i, text in enumerate(docs):
+        r: dict[str, object] = {"text": text, "score": i / 7, "n": i, "flag": i % 2 == 0}
+        if i % 3:
+            r["id"] = f"doc{i}" if i % 3 == 1 else 1000 + i  # some numeric ids, some none at all
+        r["meta"] = {"i": i, "tags": ["a", i]} if i % 4 else None
+        r["tag"] = "x" if i % 2 else i  # a string and a number: kept apart as JSON text
+        if i == 5:
+            r["late"] = 2**60 + 1  # a field that first appears late; int64 holds it exactly
+        records.append(r)
+    records += [dict(records[1], id="copy1"), dict(records[2], id="copy2", n=-1)]
+    return records
+
+
+def test_parquet_output_converts_jsonl_without_loss(tmp_path: Path, real_docs: list[str]) -> None:
+    records = _typed_records(real_docs[:40])
+    src = tmp_path / "in"
+    write_jsonl(src / "a.jsonl", records[:20])
+    write_jsonl(src / "sub" / "b.JSONL.gz", records[20:])
+    pq.write_table(pa.table({"id": ["p0"], "text": [real_docs[41]]}), src / "c.parquet")
+    same = shardforge.dedup(src, tmp_path / "same")
+    out = tmp_path / "out"
+    conv = shardforge.dedup(src, out, output_format="parquet")
+    assert conv.exact_duplicates == same.exact_duplicates == 2
+    assert conv.docs_out == same.docs_out
+    assert conv.raw["output_files"] == ["a.parquet", "c.parquet", "sub/b.parquet"]
+    assert not (out / "a.jsonl").exists()
+    assert pq.read_table(out / "c.parquet").equals(pq.read_table(tmp_path / "same" / "c.parquet"))
+
+    for jsonl, parquet in [("a.jsonl", "a.parquet"), ("sub/b.JSONL.gz", "sub/b.parquet")]:
+        kept = [json.loads(line) for line in read_output(tmp_path / "same" / jsonl)]
+        table = pq.read_table(out / parquet)
+        assert table.schema.names[:2] == ["id", "text"]
+        types = {f.name: str(f.type) for f in table.schema}
+        assert types["score"] == "double" and types["n"] == "int64" and types["flag"] == "bool"
+        assert types["meta"] == types["tag"] == "string"
+        rows = table.to_pylist()
+        assert len(rows) == len(kept)
+        line_of = {
+            json.dumps(r, sort_keys=True): k + 1
+            for k, r in enumerate(records[:20] if jsonl == "a.jsonl" else records[20:])
+        }
+        for row, rec in zip(rows, kept, strict=True):
+            # The id column is the doc id clusters.parquet uses: generated ids are `<file>:<line>`.
+            expected_id = rec.get("id", f"{Path(jsonl).name}:{line_of[json.dumps(rec, sort_keys=True)]}")
+            assert row["id"] == str(expected_id)
+            assert row["text"] == rec["text"]
+            assert (row["score"], row["n"], row["flag"]) == (rec["score"], rec["n"], rec["flag"])
+            assert (None if row["meta"] is None else json.loads(row["meta"])) == rec["meta"]
+            assert json.loads(row["tag"]) == rec["tag"]
+            assert row.get("late") == rec.get("late")
+    # Every converted row joins its clusters.parquet row; kept rows are exactly the kept documents.
+    con = duckdb.connect()
+    files = [f"'{out}/{n}'" for n in ["a.parquet", "sub/b.parquet", "c.parquet"]]
+    joined = con.sql(
+        f"SELECT c.kept OR c.reason = 'unique', json_extract(o.meta, '$.tags[1]') = o.n::JSON "
+        f"FROM read_parquet([{', '.join(files)}], union_by_name = true) o "
+        f"JOIN '{out}/clusters.parquet' c ON o.id = c.doc_id"
+    ).fetchall()
+    assert len(joined) == conv.docs_out
+    assert all(kept for kept, _ in joined)
+    # Nested JSON text is queryable: meta.tags[1] was written as the record's n.
+    assert all(tags_match in (True, None) for _, tags_match in joined)
+    assert sum(tags_match is True for _, tags_match in joined) >= 20
+    # A rerun reuses the converted outputs.
+    again = shardforge.dedup(src, out, output_format="parquet")
+    assert again.outputs_resumed == 3
+
+
+def test_parquet_output_names_must_not_clash(tmp_path: Path, real_docs: list[str]) -> None:
+    src = tmp_path / "in"
+    write_jsonl(src / "x.jsonl", [{"id": "a", "text": real_docs[0]}])
+    write_jsonl(src / "x.jsonl.gz", [{"id": "b", "text": real_docs[1]}])
+    assert shardforge.dedup(src, tmp_path / "ok").docs_out == 2
+    with pytest.raises(
+        shardforge.ConfigError, match=r"x\.jsonl and .*x\.jsonl\.gz would both be written as x\.parquet"
+    ):
+        shardforge.dedup(src, tmp_path / "out", output_format="parquet")
+    own = write_jsonl(tmp_path / "own" / "clusters.jsonl", [{"text": real_docs[2]}])
+    with pytest.raises(shardforge.ConfigError, match=r"clusters\.parquet, a name the run writes itself"):
+        shardforge.dedup(own, tmp_path / "out2", output_format="parquet")

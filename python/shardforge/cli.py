@@ -35,7 +35,8 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "dedup",
         help="remove exact and near-duplicate documents",
         description="Remove exact duplicates (xxh3-128 of normalized text) and near duplicates "
-        "(MinHash-LSH over word n-grams). Writes the kept records under OUT in the input's format, "
+        "(MinHash-LSH over word n-grams). Writes the kept records under OUT in the input's format "
+        "(or as Parquet with --output-format parquet), "
         "plus clusters.parquet, rejects.jsonl and report.json. Rerunning resumes finished work.",
     )
     p.add_argument(
@@ -89,6 +90,12 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--memory-budget", default="4GB", help="band index memory before spilling to disk (default: 4GB)"
     )
+    p.add_argument(
+        "--output-format",
+        choices=["input", "parquet"],
+        default="input",
+        help="write kept records in each input's format (default), or convert JSONL to Parquet",
+    )
     _add_run_options(p)
     p.set_defaults(func=_run_dedup)
 
@@ -111,6 +118,7 @@ def _run_dedup(args: argparse.Namespace) -> int:
         verify=args.verify,
         keep=args.keep,
         on_error=args.on_error,
+        output_format=args.output_format,
         lowercase=args.lowercase,
         strip_punctuation=args.strip_punctuation,
         fold_digits=args.fold_digits,

@@ -13,6 +13,7 @@ MinHashScheme = Literal["affine32", "legacy", "datatrove"]
 KeepPolicy = Literal["first", "longest", "max_column"]
 VerifyMode = Literal["none", "signature", "exact"]
 OnError = Literal["raise", "skip"]
+OutputFormat = Literal["input", "parquet"]
 
 
 @dataclass
@@ -58,6 +59,7 @@ class DedupConfig:
     verify: VerifyMode = "none"
     keep: KeepPolicy = "first"
     on_error: OnError = "raise"
+    output_format: OutputFormat = "input"
     memory_budget: int = 4 << 30
     threads: int | None = None
 

@@ -19,6 +19,7 @@ from shardforge.config import (
     MinHashScheme,
     NormalizeConfig,
     OnError,
+    OutputFormat,
     SketchConfig,
     SketchMethod,
     VerifyMode,
@@ -90,6 +91,7 @@ def make_config(
     verify: VerifyMode = "none",
     keep: KeepPolicy = "first",
     on_error: OnError = "raise",
+    output_format: OutputFormat = "input",
     lowercase: bool = True,
     strip_punctuation: bool = True,
     fold_digits: bool = False,
@@ -118,6 +120,7 @@ def make_config(
         verify=verify,
         keep=keep,
         on_error=on_error,
+        output_format=output_format,
         memory_budget=parse_size(memory_budget),
         threads=threads,
     )
@@ -141,10 +144,12 @@ def dedup(
     """Remove exact and near duplicates from `inputs` (files, directories, globs of .jsonl,
     .jsonl.gz, .jsonl.zst, .parquet) into the directory `output`.
 
-    Writes the kept records in the input's format under the same names, `clusters.parquet`
-    (doc_id, file, line, cluster_id, cluster_size, kept, reason), `rejects.jsonl` and
-    `report.json`. A rerun after an interruption reuses finished files. Options are those of
-    `make_config`, or pass a whole `config`.
+    Writes the kept records in the input's format under the same names (or, with
+    `output_format="parquet"`, JSONL inputs converted to `<stem>.parquet`: an id column holding
+    the doc id, the text, then every other field), `clusters.parquet` (doc_id, file, line,
+    cluster_id, cluster_size, kept, reason), `rejects.jsonl` and `report.json`. A rerun after an
+    interruption reuses finished files. Options are those of `make_config`, or pass a whole
+    `config`.
     """
     if config is not None and options:
         raise TypeError("pass either config= or keyword options, not both")

@@ -1,6 +1,7 @@
 //! shardforge-core: the pure-Rust engine of shardforge (no Python here; see `rust/python`).
 //!
-//! - `reader`, `input`: streaming JSONL (plain/gz/zst) and Parquet ingest with per-record errors.
+//! - `reader`, `input`: streaming JSONL (plain/gz/zst) and Parquet ingest with per-record errors;
+//!   `json_table` turns JSON records into Arrow batches for Parquet output.
 //! - `normalize`, `shingle`, `minhash`, `oph`, `sketch`: text → word n-grams → `MinHash` signatures
 //!   (`mt19937` draws the classic parameters as datasketch and datatrove do).
 //! - `lsh`, `band_index`, `union_find`: candidate pairs and clusters.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod filter;
 pub mod input;
 pub mod job;
+pub mod json_table;
 pub mod loader;
 pub mod lsh;
 pub mod minhash;

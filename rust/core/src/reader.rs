@@ -321,6 +321,21 @@ fn reject(error: Error, raw: &[u8]) -> Item {
     })
 }
 
+/// The document id a JSON record's id value gives: a string as is, a number as written, and
+/// `<file name>:<line>` when absent or null. `None` for other kinds, which are rejected.
+pub(crate) fn json_doc_id(
+    value: Option<&serde_json::Value>,
+    file_name: &str,
+    line: u64,
+) -> Option<String> {
+    match value {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(serde_json::Value::Null) | None => Some(format!("{file_name}:{line}")),
+        Some(_) => None,
+    }
+}
+
 /// Parse one JSONL line; blank lines yield nothing.
 pub fn parse_line(
     path: &Path,
@@ -380,17 +395,12 @@ pub fn parse_line(
         }
         None => return field_err(format!("missing text field {:?}", fields.text_field)),
     };
-    let id = match parsed.id {
-        Some(serde_json::Value::String(s)) => s,
-        Some(serde_json::Value::Number(n)) => n.to_string(),
-        Some(serde_json::Value::Null) | None => format!("{file_name}:{line}"),
-        Some(other) => {
-            let name = fields.id_field.as_deref().unwrap_or_default();
-            return field_err(format!(
-                "id field {name:?} is {}, not a string or number",
-                json_kind(&other)
-            ));
-        }
+    let Some(id) = json_doc_id(parsed.id.as_ref(), file_name, line) else {
+        let name = fields.id_field.as_deref().unwrap_or_default();
+        return field_err(format!(
+            "id field {name:?} is {}, not a string or number",
+            json_kind(parsed.id.as_ref().expect("only a present id is refused"))
+        ));
     };
     let key = match parsed.key {
         Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),

@@ -12,7 +12,7 @@ use super::scan::{Action, Hit, ScanScratch, cut, scan};
 use crate::atomic::write_atomic;
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
-use crate::dedup::output::write_kept_edited;
+use crate::dedup::output::{OutputFormat, write_kept_edited};
 use crate::error::{Error, Result};
 use crate::input::InputFile;
 use crate::job::{self, end_of_read, prepare, worker_pool, write_rejects_and_report, write_table};
@@ -250,7 +250,8 @@ fn decontaminate_file(
         file,
         &kept,
         &edits,
-        &cfg.fields.text_field,
+        &cfg.fields,
+        OutputFormat::Input,
         dest,
         incomplete,
     )?;

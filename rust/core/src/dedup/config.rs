@@ -1,5 +1,6 @@
 //! Configuration of a dedup run. Every field has a default; unknown keys are an error.
 
+use super::output::OutputFormat;
 use crate::error::{Error, Result};
 use crate::lsh::{LshParams, optimal_params};
 use crate::reader::FieldConfig;
@@ -66,6 +67,8 @@ pub struct DedupConfig {
     pub verify: Verify,
     pub keep: KeepPolicy,
     pub on_error: OnError,
+    /// Format of the deduplicated corpus: each input's own, or Parquet.
+    pub output_format: OutputFormat,
     /// Bytes the band index may hold in memory before it spills to disk.
     pub memory_budget: u64,
     /// Worker threads (None: all cores).
@@ -85,6 +88,7 @@ impl Default for DedupConfig {
             verify: Verify::None,
             keep: KeepPolicy::First,
             on_error: OnError::Raise,
+            output_format: OutputFormat::Input,
             memory_budget: 4 << 30,
             threads: None,
         }

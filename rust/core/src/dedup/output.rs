@@ -1,26 +1,107 @@
-//! Writing the kept documents of one input file, in the input's own format.
+//! Writing the kept documents of one input file, in the input's own format or as Parquet.
 //!
 //! JSONL records are copied byte for byte (every field carried untouched) without parsing them
 //! again; Parquet rows are filtered with Arrow and rewritten with zstd compression. A record whose
 //! text a stage changed (C4's line removals) gets its text field replaced and nothing else.
+//! Converting JSONL to Parquet (`OutputFormat::Parquet`) reads the kept records twice: once to
+//! infer the columns (`json_table`), once to fill them. The id column then holds the same doc id
+//! as `clusters.parquet`, so the two join.
 
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::input::{Format, InputFile};
-use crate::reader::{LineReader, parquet_reader};
+use crate::json_table::{SchemaInference, TableBuilder};
+use crate::reader::{FieldConfig, LineReader, json_doc_id, parquet_reader};
 use arrow_array::cast::AsArray;
 use arrow_array::{
     ArrayRef, BooleanArray, LargeStringArray, RecordBatch, RecordBatchReader, StringArray,
 };
-use arrow_schema::DataType;
+use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Rows per converted record batch, and the bytes that cut one early.
+const BATCH_ROWS: usize = 8192;
+const BATCH_BYTES: usize = 64 << 20;
+
+/// The format a job writes its kept records in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// Each input's own format, under its own name.
+    #[default]
+    Input,
+    /// Parquet with zstd; JSONL inputs are converted and named `<stem>.parquet`.
+    Parquet,
+}
+
+/// JSONL suffixes that `Format::from_path` reads, longest first, for naming converted outputs.
+const JSONL_SUFFIXES: [&str; 9] = [
+    ".ndjson.zst",
+    ".jsonl.zst",
+    ".json.zst",
+    ".ndjson.gz",
+    ".jsonl.gz",
+    ".json.gz",
+    ".ndjson",
+    ".jsonl",
+    ".json",
+];
+
+/// The output name of `file`, relative to the output directory, when written in `format`.
+#[must_use]
+pub fn output_rel(file: &InputFile, format: OutputFormat) -> PathBuf {
+    if format == OutputFormat::Input || file.format == Format::Parquet {
+        return file.rel.clone();
+    }
+    let name = file
+        .rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    let stem = JSONL_SUFFIXES
+        .iter()
+        .find(|s| lower.ends_with(*s))
+        .map_or(name.as_str(), |s| &name[..name.len() - s.len()]);
+    file.rel.with_file_name(format!("{stem}.parquet"))
+}
+
+/// The output names of `files` in `format`. Two inputs may not share one (`a.jsonl` and
+/// `a.jsonl.gz` both become `a.parquet`), nor take one of the job's `reserved` names.
+pub fn output_rels(
+    files: &[InputFile],
+    format: OutputFormat,
+    reserved: &[&str],
+) -> Result<Vec<PathBuf>> {
+    let rels: Vec<PathBuf> = files.iter().map(|f| output_rel(f, format)).collect();
+    let mut seen: HashMap<&Path, &Path> = HashMap::new();
+    for (rel, f) in rels.iter().zip(files) {
+        if reserved.iter().any(|r| rel == Path::new(r)) {
+            return Err(Error::Config(format!(
+                "input {} would be written as {}, a name the run writes itself",
+                f.path.display(),
+                rel.display()
+            )));
+        }
+        if let Some(other) = seen.insert(rel, &f.path) {
+            return Err(Error::Config(format!(
+                "inputs {} and {} would both be written as {}",
+                other.display(),
+                f.path.display(),
+                rel.display()
+            )));
+        }
+    }
+    Ok(rels)
+}
 
 enum Encoder {
     Plain(BufWriter<File>),
@@ -63,8 +144,23 @@ impl Encoder {
 
 /// Write the records of `file` whose line (row) numbers are in `kept` (sorted) to `dest`,
 /// atomically. `incomplete` inputs end at their known stream error instead of failing.
-pub fn write_kept(file: &InputFile, kept: &[u64], dest: &Path, incomplete: bool) -> Result<u64> {
-    write_kept_edited(file, kept, &HashMap::new(), "", dest, incomplete)
+pub fn write_kept(
+    file: &InputFile,
+    kept: &[u64],
+    fields: &FieldConfig,
+    format: OutputFormat,
+    dest: &Path,
+    incomplete: bool,
+) -> Result<u64> {
+    write_kept_edited(
+        file,
+        kept,
+        &HashMap::new(),
+        fields,
+        format,
+        dest,
+        incomplete,
+    )
 }
 
 /// `write_kept`, with the text field of the records in `edits` (line → new text) replaced.
@@ -73,14 +169,56 @@ pub fn write_kept_edited(
     file: &InputFile,
     kept: &[u64],
     edits: &HashMap<u64, String>,
-    text_field: &str,
+    fields: &FieldConfig,
+    format: OutputFormat,
     dest: &Path,
     incomplete: bool,
 ) -> Result<u64> {
-    match file.format {
-        Format::Parquet => write_parquet(file, kept, edits, text_field, dest, incomplete),
-        _ => write_jsonl(file, kept, edits, text_field, dest, incomplete),
+    let text_field = fields.text_field.as_str();
+    match (file.format, format) {
+        (Format::Parquet, _) => write_parquet(file, kept, edits, text_field, dest, incomplete),
+        (_, OutputFormat::Input) => write_jsonl(file, kept, edits, text_field, dest, incomplete),
+        (_, OutputFormat::Parquet) => {
+            write_jsonl_as_parquet(file, kept, edits, fields, dest, incomplete)
+        }
     }
+}
+
+/// Call `f(line, raw)` for each record of the JSONL `file` whose line is in `kept` (sorted).
+/// An input that no longer holds every kept line is an error: it changed since it was read.
+fn for_each_kept_line(
+    file: &InputFile,
+    kept: &[u64],
+    incomplete: bool,
+    mut f: impl FnMut(u64, &mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let mut reader = LineReader::open(&file.path, file.format)?;
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut next = kept.iter().peekable();
+    let mut found = 0u64;
+    while next.peek().is_some() {
+        buf.clear();
+        match reader.next_line(&mut buf) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(_) if incomplete => break,
+            Err(e) => return Err(e),
+        }
+        if next.peek() == Some(&&reader.line) {
+            next.next();
+            f(reader.line, &mut buf)?;
+            found += 1;
+        }
+    }
+    if found != kept.len() as u64 {
+        return Err(Error::Config(format!(
+            "{}: input changed since it was read ({} of {} kept records found); rerun from scratch",
+            file.path.display(),
+            found,
+            kept.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The JSON record `line` with its `text_field` set to `text`, other fields in their order.
@@ -115,41 +253,108 @@ fn write_jsonl(
 ) -> Result<u64> {
     let (guard, f) = AtomicFile::create(dest)?;
     let mut enc = Encoder::new(file.format, f, guard.tmp_path())?;
-    let mut reader = LineReader::open(&file.path, file.format)?;
-    let mut buf = Vec::with_capacity(1 << 16);
-    let mut next = kept.iter().peekable();
-    let mut written = 0u64;
-    while next.peek().is_some() {
-        buf.clear();
-        match reader.next_line(&mut buf) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(_) if incomplete => break,
-            Err(e) => return Err(e),
+    for_each_kept_line(file, kept, incomplete, |line, buf| {
+        if let Some(text) = edits.get(&line) {
+            *buf = replace_text(file, line, buf, text_field, text)?;
         }
-        if next.peek() == Some(&&reader.line) {
-            next.next();
-            if let Some(text) = edits.get(&reader.line) {
-                buf = replace_text(file, reader.line, &buf, text_field, text)?;
-            }
-            buf.push(b'\n');
-            enc.writer()
-                .write_all(&buf)
-                .map_err(|e| Error::io(guard.tmp_path(), e))?;
-            written += 1;
-        }
-    }
-    if written != kept.len() as u64 {
-        return Err(Error::Config(format!(
-            "{}: input changed since it was read ({} of {} kept records found); rerun from scratch",
-            file.path.display(),
-            written,
-            kept.len()
-        )));
-    }
+        buf.push(b'\n');
+        enc.writer()
+            .write_all(buf)
+            .map_err(|e| Error::io(guard.tmp_path(), e))
+    })?;
     let f = enc.finish().map_err(|e| Error::io(guard.tmp_path(), e))?;
     guard.commit(f)?;
-    Ok(written)
+    Ok(kept.len() as u64)
+}
+
+/// A kept JSONL record, parsed again for conversion.
+fn parse_kept(file: &InputFile, line: u64, raw: &[u8]) -> Result<Map<String, Value>> {
+    serde_json::from_slice(raw).map_err(|e| {
+        Error::Config(format!(
+            "{}:{line}: record changed since it was read: {e}",
+            file.path.display()
+        ))
+    })
+}
+
+/// Convert the kept records of a JSONL `file` to one Parquet file: the id column (named by
+/// `fields.id_field`, holding the doc id), the text column, then every other field.
+fn write_jsonl_as_parquet(
+    file: &InputFile,
+    kept: &[u64],
+    edits: &HashMap<u64, String>,
+    fields: &FieldConfig,
+    dest: &Path,
+    incomplete: bool,
+) -> Result<u64> {
+    let text_field = fields.text_field.as_str();
+    let id_field = fields.id_field.as_deref();
+    let mut pinned: Vec<&str> = id_field.into_iter().collect();
+    pinned.push(text_field);
+    let mut inference = SchemaInference::new(&pinned);
+    for_each_kept_line(file, kept, incomplete, |line, raw| {
+        inference.observe(&parse_kept(file, line, raw)?);
+        Ok(())
+    })?;
+    let mut table = inference.finish();
+    let (guard, f) = AtomicFile::create(dest)?;
+    let perr = |e: &dyn std::fmt::Display| Error::Parquet {
+        path: dest.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut writer = parquet_writer(f, table.schema()).map_err(|e| perr(&e))?;
+    let file_name = file
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut flush = |table: &mut TableBuilder| writer.write(&table.take_batch());
+    for_each_kept_line(file, kept, incomplete, |line, raw| {
+        let record = parse_kept(file, line, raw)?;
+        let text = match (edits.get(&line), record.get(text_field)) {
+            (Some(t), _) | (None, Some(Value::String(t))) => t.as_str(),
+            _ => {
+                return Err(Error::Config(format!(
+                    "{}:{line}: record changed since it was read: no text field {text_field:?}",
+                    file.path.display()
+                )));
+            }
+        };
+        let id = id_field.map(|name| json_doc_id(record.get(name), &file_name, line));
+        match id {
+            Some(Some(id)) => table.append(&[&id, text], &record),
+            None => table.append(&[text], &record),
+            Some(None) => {
+                return Err(Error::Config(format!(
+                    "{}:{line}: record changed since it was read: bad id",
+                    file.path.display()
+                )));
+            }
+        }
+        if table.rows() >= BATCH_ROWS || table.bytes() >= BATCH_BYTES {
+            flush(&mut table).map_err(|e| perr(&e))?;
+        }
+        Ok(())
+    })?;
+    if table.rows() > 0 {
+        flush(&mut table).map_err(|e| perr(&e))?;
+    }
+    let f = writer.into_inner().map_err(|e| perr(&e))?;
+    guard.commit(f)?;
+    Ok(kept.len() as u64)
+}
+
+/// A zstd Parquet writer for `schema`.
+fn parquet_writer(
+    f: File,
+    schema: SchemaRef,
+) -> std::result::Result<ArrowWriter<File>, parquet::errors::ParquetError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
+        .build();
+    ArrowWriter::try_new(f, schema, Some(props))
 }
 
 fn write_parquet(
@@ -169,16 +374,11 @@ fn write_parquet(
     };
     let schema = reader.schema();
     let (guard, f) = AtomicFile::create(dest)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid level"),
-        ))
-        .build();
     let perr = |e: &dyn std::fmt::Display| Error::Parquet {
         path: dest.to_path_buf(),
         message: e.to_string(),
     };
-    let mut writer = ArrowWriter::try_new(f, schema, Some(props)).map_err(|e| perr(&e))?;
+    let mut writer = parquet_writer(f, schema).map_err(|e| perr(&e))?;
     let mut row = 0u64;
     let mut next = kept.iter().peekable();
     let mut written = 0u64;
@@ -252,4 +452,73 @@ fn replace_texts(
     let mut columns = batch.columns().to_vec();
     columns[idx] = array;
     RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(rel: &str) -> InputFile {
+        InputFile {
+            path: Path::new("/data").join(rel),
+            rel: rel.into(),
+            format: Format::from_path(Path::new(rel)).expect("a known format"),
+            size: 0,
+            mtime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn converted_outputs_are_named_by_stem() {
+        let names = |format| -> Vec<PathBuf> {
+            [
+                "a.JSONL.gz",
+                "sub/b.ndjson.zst",
+                "c.json",
+                "d.parquet",
+                "e.v2.jsonl",
+            ]
+            .iter()
+            .map(|r| output_rel(&input(r), format))
+            .collect()
+        };
+        assert_eq!(
+            names(OutputFormat::Parquet),
+            [
+                "a.parquet",
+                "sub/b.parquet",
+                "c.parquet",
+                "d.parquet",
+                "e.v2.parquet"
+            ]
+            .map(PathBuf::from)
+        );
+        assert_eq!(
+            names(OutputFormat::Input),
+            [
+                "a.JSONL.gz",
+                "sub/b.ndjson.zst",
+                "c.json",
+                "d.parquet",
+                "e.v2.jsonl"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn clashing_output_names_are_refused() {
+        let files = [input("a.jsonl"), input("a.jsonl.gz")];
+        assert!(output_rels(&files, OutputFormat::Input, &[]).is_ok());
+        let err = output_rels(&files, OutputFormat::Parquet, &[]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/data/a.jsonl and /data/a.jsonl.gz") && msg.contains("a.parquet"));
+        let err = output_rels(
+            &[input("clusters.jsonl")],
+            OutputFormat::Parquet,
+            &["clusters.parquet"],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("a name the run writes itself"));
+    }
 }

@@ -11,7 +11,7 @@
 
 use super::cluster::{Decision, DocTable, Reason};
 use super::config::{DedupConfig, OnError, Verify};
-use super::output::write_kept;
+use super::output::{output_rels, write_kept};
 use super::report::{Report, Timings};
 use super::workfiles::{self, Done, MetaRecord, SigFile, SketchWriter};
 use crate::atomic::{AtomicFile, write_atomic};
@@ -51,6 +51,7 @@ fn run_in_pool(
 ) -> Result<Report> {
     let t0 = Instant::now();
     let (files, work) = prepare(inputs, output, &RESERVED)?;
+    let rels = output_rels(&files, cfg.output_format, &RESERVED)?;
     let params = cfg.lsh_params();
     let sketch_fp = fingerprint(&(
         &cfg.fields,
@@ -167,6 +168,7 @@ fn run_in_pool(
         cfg.verify,
         cfg.keep,
         params,
+        cfg.output_format,
     ));
     let resumed_outputs: Vec<bool> = files
         .par_iter()
@@ -181,12 +183,19 @@ fn run_in_pool(
             let kept_bytes: Vec<u8> = kept.iter().flat_map(|l| l.to_le_bytes()).collect();
             let marker_value = format!("{decision_fp}:{:032x}", xxh3_128(&kept_bytes));
             let marker = workfiles::path(&work, i, "out");
-            let dest = output.join(&f.rel);
+            let dest = output.join(&rels[i]);
             if dest.exists() && std::fs::read_to_string(&marker).is_ok_and(|m| m == marker_value) {
                 return Ok(true);
             }
             let _ = std::fs::remove_file(&marker);
-            write_kept(f, &kept, &dest, sketched[i].0.incomplete)?;
+            write_kept(
+                f,
+                &kept,
+                &cfg.fields,
+                cfg.output_format,
+                &dest,
+                sketched[i].0.incomplete,
+            )?;
             write_atomic(&marker, marker_value.as_bytes())?;
             Ok(false)
         })
@@ -231,7 +240,7 @@ fn run_in_pool(
     report.largest_cluster = u64::from(largest);
     report.resident_bytes_per_doc = (DocTable::bytes_per_doc() + 8 + 4 + 4 + 4 + 1 + 1) as f64;
     report.threads = rayon::current_num_threads();
-    report.output_files = files.iter().map(|f| f.rel.display().to_string()).collect();
+    report.output_files = rels.iter().map(|r| r.display().to_string()).collect();
     report.peak_rss_bytes = peak_rss_bytes();
     let total = t0.elapsed().as_secs_f64();
     report.timings = Timings {

@@ -10,7 +10,7 @@ use super::{FilterConfig, Outcome, Scratch};
 use crate::atomic::{AtomicFile, write_atomic};
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
-use crate::dedup::output::write_kept_edited;
+use crate::dedup::output::{OutputFormat, write_kept_edited};
 use crate::error::{Error, Result};
 use crate::input::InputFile;
 use crate::job::{self, end_of_read, prepare, worker_pool, write_rejects_and_report, write_table};
@@ -284,7 +284,8 @@ fn filter_file(
         file,
         &kept,
         &edits,
-        &cfg.fields.text_field,
+        &cfg.fields,
+        OutputFormat::Input,
         dest,
         incomplete,
     )?;
