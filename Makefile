@@ -67,6 +67,7 @@ bench: $(STAMP) $(PEER_DATATROVE) $(PEER_RENSA04)  ## side-by-side benchmarks ag
 	$(PY) bench/decontam.py
 	$(PY) bench/filters.py
 	$(PY) bench/loader.py
+	$(PY) bench/parquet_output.py
 
 # What a lent GPU machine (Python 3.12, torch, triton, no network) lacks, as one folder that the
 # device tool carries: shardforge built for CPython 3.12, the peers and dependencies missing there,

@@ -4,14 +4,104 @@
 //! columns. Nothing is lost: a field keeps a native type (bool, int64, float64, string) only when
 //! every value fits it exactly, and is otherwise stored as the JSON text of each value (objects,
 //! arrays, mixed kinds), which `DuckDB` reads back with its `json` functions. Absent and `null`
-//! values are nulls.
+//! values are nulls. Records are split into fields without decoding their values (`RawRecord`), so
+//! inference never copies a text, and the second pass decodes each value once, into its column.
 
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// One JSON object's top-level fields in order, each value left as its raw JSON text. A repeated
+/// key keeps its last value, as `serde_json`'s maps do.
+#[derive(Debug, Default)]
+pub struct RawRecord<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'a> RawRecord<'a> {
+    /// Split the JSON object `raw` into its fields (the whole object is validated).
+    ///
+    /// # Errors
+    /// When `raw` is not one JSON object.
+    pub fn parse(raw: &'a [u8]) -> serde_json::Result<Self> {
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let record = de.deserialize_map(RecordVisitor)?;
+        de.end()?;
+        Ok(record)
+    }
+
+    /// The raw value of field `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    /// The string value of field `name`, decoded; `None` if absent or not a string.
+    #[must_use]
+    pub fn get_str(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.get(name).and_then(decode_str)
+    }
+}
+
+struct RecordVisitor;
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = RawRecord<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRecord<'de>, A::Error> {
+        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let value: &'de RawValue = map.next_value()?;
+            match fields.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => fields.push((key, value)),
+            }
+        }
+        Ok(RawRecord { fields })
+    }
+}
+
+/// A key, borrowed from the input unless it holds escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// The decoded text of a raw JSON string (borrowed when it has no escapes); `None` for other kinds.
+fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    if !s.starts_with('"') {
+        return None;
+    }
+    if memchr::memchr(b'\\', s.as_bytes()).is_none() {
+        return Some(Cow::Borrowed(&s[1..s.len() - 1]));
+    }
+    serde_json::from_str::<String>(s).ok().map(Cow::Owned)
+}
 
 /// Integers up to 2^53 convert to float64 exactly, so int and float values may share a column.
 const EXACT_FLOAT_INT: u64 = 1 << 53;
@@ -30,16 +120,19 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(v: &Value) -> Kind {
-        match v {
-            Value::Null => Kind::Null,
-            Value::Bool(_) => Kind::Bool,
-            Value::Number(n) if n.is_i64() => Kind::Int,
-            // Above i64::MAX: float64 would round it.
-            Value::Number(n) if n.is_u64() => Kind::Json,
-            Value::Number(_) => Kind::Float,
-            Value::String(_) => Kind::Str,
-            Value::Array(_) | Value::Object(_) => Kind::Json,
+    /// The kind of a raw JSON value, and its value when it is an integer that fits i64.
+    fn of(raw: &RawValue) -> (Kind, Option<i64>) {
+        let s = raw.get();
+        match s.as_bytes()[0] {
+            b'n' => (Kind::Null, None),
+            b't' | b'f' => (Kind::Bool, None),
+            b'"' => (Kind::Str, None),
+            b'{' | b'[' => (Kind::Json, None),
+            _ if s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) => (Kind::Float, None),
+            // Integers past i64 keep their exact digits as JSON text.
+            _ => s
+                .parse::<i64>()
+                .map_or((Kind::Json, None), |i| (Kind::Int, Some(i))),
         }
     }
 
@@ -61,13 +154,11 @@ struct Inferred {
 }
 
 impl Inferred {
-    fn observe(&mut self, v: &Value) {
-        if let Value::Number(n) = v
-            && let Some(i) = n.as_i64()
-        {
+    fn observe(&mut self, v: &RawValue) {
+        let (seen, int) = Kind::of(v);
+        if let Some(i) = int {
             self.max_abs_int = self.max_abs_int.max(i.unsigned_abs());
         }
-        let seen = Kind::of(v);
         self.kind = match (self.kind, seen) {
             (k, Kind::Null) | (Kind::Null, k) => k,
             (a, b) if a == b => a,
@@ -99,15 +190,15 @@ impl SchemaInference {
         }
     }
 
-    pub fn observe(&mut self, record: &Map<String, Value>) {
-        for (name, v) in record {
-            if self.pinned.contains(name) {
+    pub fn observe(&mut self, record: &RawRecord) {
+        for (name, v) in &record.fields {
+            if self.pinned.iter().any(|p| p == name) {
                 continue;
             }
             self.fields
-                .entry(name.clone())
+                .entry(name.to_string())
                 .or_insert_with(|| {
-                    self.order.push(name.clone());
+                    self.order.push(name.to_string());
                     Inferred {
                         kind: Kind::Null,
                         max_abs_int: 0,
@@ -177,20 +268,25 @@ impl Column {
         }
     }
 
-    /// Append `v`, which the inference pass has seen; returns the bytes added (roughly).
-    fn append(&mut self, v: &Value) -> usize {
-        match (self, v) {
-            (Column::Bool(b), _) => b.append_option(v.as_bool()),
-            (Column::Int(b), _) => b.append_option(v.as_i64()),
-            (Column::Float(b), _) => b.append_option(v.as_f64()),
-            (Column::Str(b), Value::String(s)) => {
-                b.append_value(s);
-                return s.len();
+    /// Append the raw value `v`, of a kind the inference pass has seen; returns the bytes added
+    /// (strings by length, other values as 8).
+    fn append(&mut self, v: &RawValue) -> usize {
+        let s = v.get();
+        if s == "null" {
+            self.append_null();
+            return 0;
+        }
+        match self {
+            Column::Bool(b) => b.append_value(s == "true"),
+            Column::Int(b) => b.append_value(s.parse().expect("inferred as an int64")),
+            Column::Float(b) => b.append_value(s.parse().expect("inferred as a JSON number")),
+            Column::Str(b) => {
+                let text = decode_str(v).expect("inferred as a string");
+                b.append_value(&text);
+                return text.len();
             }
-            (Column::Str(b), _) | (Column::Json(b), Value::Null) => b.append_null(),
-            (Column::Json(b), _) => {
-                let s = v.to_string();
-                b.append_value(&s);
+            Column::Json(b) => {
+                b.append_value(s);
                 return s.len();
             }
         }
@@ -236,7 +332,7 @@ impl TableBuilder {
     ///
     /// # Panics
     /// If `record` has a field (or a value kind) the inference pass did not see.
-    pub fn append(&mut self, pinned: &[&str], record: &Map<String, Value>) {
+    pub fn append(&mut self, pinned: &[&str], record: &RawRecord) {
         let mut filled = vec![false; self.builders.len()];
         for (i, v) in pinned.iter().enumerate() {
             let Column::Str(b) = &mut self.builders[i] else {
@@ -246,8 +342,8 @@ impl TableBuilder {
             self.bytes += v.len();
             filled[i] = true;
         }
-        for (name, v) in record {
-            let i = self.index[name.as_str()];
+        for (name, v) in &record.fields {
+            let i = self.index[name.as_ref()];
             if i < self.pinned {
                 continue;
             }
@@ -291,26 +387,34 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type};
     use arrow_array::{Array, BooleanArray};
-    use serde_json::json;
 
-    fn obj(v: &Value) -> Map<String, Value> {
-        v.as_object().expect("an object").clone()
-    }
-
-    fn infer(records: &[Value]) -> SchemaInference {
+    fn infer(lines: &[&str]) -> SchemaInference {
         let mut s = SchemaInference::new(&["id", "text"]);
-        for r in records {
-            s.observe(&obj(r));
+        for line in lines {
+            s.observe(&RawRecord::parse(line.as_bytes()).expect("an object"));
         }
         s
     }
 
     #[test]
+    fn records_split_into_raw_fields() {
+        let r = RawRecord::parse(br#" {"a": {"b": [1, 2]}, "t\u0065xt": "x\ny", "a": 3} "#)
+            .expect("an object");
+        // The repeated key keeps its last value, the escaped key is decoded.
+        assert_eq!(r.fields.len(), 2);
+        assert_eq!(r.get("a").map(RawValue::get), Some("3"));
+        assert_eq!(r.get_str("text").as_deref(), Some("x\ny"));
+        assert_eq!(r.get_str("a"), None);
+        assert!(RawRecord::parse(b"[1]").is_err());
+        assert!(RawRecord::parse(br#"{"a": 1} x"#).is_err());
+    }
+
+    #[test]
     fn kinds_widen_only_as_far_as_exact() {
         let s = infer(&[
-            json!({"a": 1, "b": 1, "c": "x", "d": true, "e": null, "f": [1], "g": 1, "h": 1}),
-            json!({"a": 2, "b": 2.5, "c": null, "d": false, "f": {"k": 1}, "g": "1", "h": 9_007_199_254_740_993_i64}),
-            json!({"b": null, "h": 0.5}),
+            r#"{"a": 1, "b": 1, "c": "x", "d": true, "e": null, "f": [1], "g": 1, "h": 1, "u": 1}"#,
+            r#"{"a": 2, "b": 2.5, "c": null, "d": false, "f": {"k": 1}, "g": "1", "h": 9007199254740993}"#,
+            r#"{"b": null, "h": 0.5, "u": 18446744073709551615}"#,
         ]);
         assert_eq!(s.kind("a"), Some(Kind::Int));
         assert_eq!(s.kind("b"), Some(Kind::Float));
@@ -322,21 +426,20 @@ mod tests {
         assert_eq!(s.kind("g"), Some(Kind::Json));
         // 2^53 + 1 and a float: float64 would round the integer.
         assert_eq!(s.kind("h"), Some(Kind::Json));
-        assert_eq!(
-            infer(&[json!({"u": 18_446_744_073_709_551_615_u64})]).kind("u"),
-            Some(Kind::Json)
-        );
+        // Past i64: the exact digits, as JSON text.
+        assert_eq!(s.kind("u"), Some(Kind::Json));
+        assert_eq!(s.kind("id"), Some(Kind::Str));
     }
 
     #[test]
     fn batches_hold_every_value() {
-        let records = [
-            json!({"id": 7, "text": "ignored", "n": 1, "x": 0.5, "ok": true, "meta": {"a": [1, 2]}, "m": 3}),
-            json!({"m": "three", "n": -4, "late": "only here"}),
+        let lines = [
+            r#"{"id": 7, "text": "ignored", "n": 1, "x": 0.5, "ok": true, "meta": {"a": [1, 2]}, "m": 3}"#,
+            r#"{"m": "th\"ree", "n": -4, "x": 1e3, "late": "only here"}"#,
         ];
         let mut s = SchemaInference::new(&["id", "text"]);
-        for r in &records {
-            s.observe(&obj(r));
+        for line in lines {
+            s.observe(&RawRecord::parse(line.as_bytes()).expect("an object"));
         }
         let mut t = s.finish();
         let names: Vec<String> = t
@@ -346,8 +449,12 @@ mod tests {
             .map(|f| f.name().clone())
             .collect();
         assert_eq!(names, ["id", "text", "n", "x", "ok", "meta", "m", "late"]);
-        t.append(&["7", "first"], &obj(&records[0]));
-        t.append(&["f.jsonl:2", "second"], &obj(&records[1]));
+        for (line, pinned) in lines.iter().zip([["7", "first"], ["f.jsonl:2", "second"]]) {
+            t.append(
+                &pinned,
+                &RawRecord::parse(line.as_bytes()).expect("an object"),
+            );
+        }
         assert_eq!(t.rows(), 2);
         let b = t.take_batch();
         assert_eq!(t.rows(), 0);
@@ -358,16 +465,15 @@ mod tests {
         let n = col("n");
         assert_eq!(n.as_primitive::<Int64Type>().values(), &[1, -4]);
         let x = col("x");
-        assert!((x.as_primitive::<Float64Type>().value(0) - 0.5).abs() < f64::EPSILON);
-        assert!(x.is_null(1));
+        assert_eq!(x.as_primitive::<Float64Type>().values(), &[0.5, 1000.0]);
         let ok = col("ok");
         let ok: &BooleanArray = ok.as_boolean();
         assert!(ok.value(0) && ok.is_null(1));
         let meta = col("meta");
-        assert_eq!(meta.as_string::<i32>().value(0), r#"{"a":[1,2]}"#);
+        assert_eq!(meta.as_string::<i32>().value(0), r#"{"a": [1, 2]}"#);
         let m = col("m");
         let m = m.as_string::<i32>();
-        assert_eq!((m.value(0), m.value(1)), ("3", r#""three""#));
+        assert_eq!((m.value(0), m.value(1)), ("3", r#""th\"ree""#));
         let late = col("late");
         assert!(late.is_null(0));
         assert_eq!(late.as_string::<i32>().value(1), "only here");

@@ -10,7 +10,7 @@
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::input::{Format, InputFile};
-use crate::json_table::{SchemaInference, TableBuilder};
+use crate::json_table::{RawRecord, SchemaInference, TableBuilder};
 use crate::reader::{FieldConfig, LineReader, json_doc_id, parquet_reader};
 use arrow_array::cast::AsArray;
 use arrow_array::{
@@ -20,7 +20,7 @@ use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -267,14 +267,16 @@ fn write_jsonl(
     Ok(kept.len() as u64)
 }
 
-/// A kept JSONL record, parsed again for conversion.
-fn parse_kept(file: &InputFile, line: u64, raw: &[u8]) -> Result<Map<String, Value>> {
-    serde_json::from_slice(raw).map_err(|e| {
-        Error::Config(format!(
-            "{}:{line}: record changed since it was read: {e}",
-            file.path.display()
-        ))
-    })
+/// A kept JSONL record, split into its fields again for conversion.
+fn parse_kept<'a>(file: &InputFile, line: u64, raw: &'a [u8]) -> Result<RawRecord<'a>> {
+    RawRecord::parse(raw).map_err(|e| changed(file, line, &e))
+}
+
+fn changed(file: &InputFile, line: u64, why: &dyn std::fmt::Display) -> Error {
+    Error::Config(format!(
+        "{}:{line}: record changed since it was read: {why}",
+        file.path.display()
+    ))
 }
 
 /// Convert the kept records of a JSONL `file` to one Parquet file: the id column (named by
@@ -311,25 +313,24 @@ fn write_jsonl_as_parquet(
     let mut flush = |table: &mut TableBuilder| writer.write(&table.take_batch());
     for_each_kept_line(file, kept, incomplete, |line, raw| {
         let record = parse_kept(file, line, raw)?;
-        let text = match (edits.get(&line), record.get(text_field)) {
-            (Some(t), _) | (None, Some(Value::String(t))) => t.as_str(),
-            _ => {
-                return Err(Error::Config(format!(
-                    "{}:{line}: record changed since it was read: no text field {text_field:?}",
-                    file.path.display()
-                )));
-            }
+        let text = match edits.get(&line) {
+            Some(t) => Cow::Borrowed(t.as_str()),
+            None => record
+                .get_str(text_field)
+                .ok_or_else(|| changed(file, line, &format!("no text field {text_field:?}")))?,
         };
-        let id = id_field.map(|name| json_doc_id(record.get(name), &file_name, line));
-        match id {
-            Some(Some(id)) => table.append(&[&id, text], &record),
-            None => table.append(&[text], &record),
-            Some(None) => {
-                return Err(Error::Config(format!(
-                    "{}:{line}: record changed since it was read: bad id",
-                    file.path.display()
-                )));
+        match id_field {
+            Some(name) => {
+                let value = record
+                    .get(name)
+                    .map(|v| serde_json::from_str::<serde_json::Value>(v.get()))
+                    .transpose()
+                    .map_err(|e| changed(file, line, &e))?;
+                let id = json_doc_id(value.as_ref(), &file_name, line)
+                    .ok_or_else(|| changed(file, line, &format!("bad id field {name:?}")))?;
+                table.append(&[&id, &text], &record);
             }
+            None => table.append(&[&text], &record),
         }
         if table.rows() >= BATCH_ROWS || table.bytes() >= BATCH_BYTES {
             flush(&mut table).map_err(|e| perr(&e))?;
