@@ -16,6 +16,7 @@ import zstandard
 
 import shardforge
 from conftest import mutate, write_jsonl
+from shardforge.records import discover, iter_documents
 
 
 def corpus_records(docs: list[str], n_near: int, n_exact: int, seed: int = 0) -> list[dict[str, object]]:
@@ -302,8 +303,9 @@ def test_parquet_output_converts_jsonl_without_loss(tmp_path: Path, real_docs: l
             for k, r in enumerate(records[:20] if jsonl == "a.jsonl" else records[20:])
         }
         for row, rec in zip(rows, kept, strict=True):
-            # The id column is the doc id clusters.parquet uses: generated ids are `<file>:<line>`.
-            expected_id = rec.get("id", f"{Path(jsonl).name}:{line_of[json.dumps(rec, sort_keys=True)]}")
+            # The id column is the doc id clusters.parquet uses: generated ids are `<file>:<line>`,
+            # the file relative to the input root.
+            expected_id = rec.get("id", f"{jsonl}:{line_of[json.dumps(rec, sort_keys=True)]}")
             assert row["id"] == str(expected_id)
             assert row["text"] == rec["text"]
             assert (row["score"], row["n"], row["flag"]) == (rec["score"], rec["n"], rec["flag"])
@@ -340,3 +342,16 @@ def test_parquet_output_names_must_not_clash(tmp_path: Path, real_docs: list[str
     own = write_jsonl(tmp_path / "own" / "clusters.jsonl", [{"text": real_docs[2]}])
     with pytest.raises(shardforge.ConfigError, match=r"clusters\.parquet, a name the run writes itself"):
         shardforge.dedup(own, tmp_path / "out2", output_format="parquet")
+
+
+def test_generated_ids_are_unique_across_directories(tmp_path: Path, real_docs: list[str]) -> None:
+    # Records without ids, in files that share a name: ids carry the path below the input root.
+    src = tmp_path / "in"
+    write_jsonl(src / "x" / "part.jsonl", [{"text": real_docs[0]}, {"text": real_docs[1]}])
+    write_jsonl(src / "y" / "part.jsonl", [{"text": real_docs[2]}])
+    shardforge.dedup(src, tmp_path / "out")
+    ids = pq.read_table(tmp_path / "out" / "clusters.parquet").column("doc_id").to_pylist()
+    assert ids == ["x/part.jsonl:1", "x/part.jsonl:2", "y/part.jsonl:1"]
+    # The Python reader (quality scoring, the pipeline's steps) names them the same way.
+    docs = [d.id for f in discover(src) for d in iter_documents(f)]
+    assert docs == ids

@@ -55,7 +55,7 @@ class Doc:
     line: int
     """1-based line (JSONL) or row (Parquet)."""
     id: str
-    """The id field, or `<file name>:<line>` without one."""
+    """The id field, or `<file>:<line>` (the file relative to its input root) without one."""
     text: str
 
 
@@ -209,11 +209,12 @@ def _json_kind(v: object) -> str:
 
 
 def _parse_line(
-    path: Path, line: int, raw: bytes, text_field: str, id_field: str | None, rejects: Rejects
+    inp: InputFile, line: int, raw: bytes, text_field: str, id_field: str | None, rejects: Rejects
 ) -> Doc | None:
     """One JSONL line → a document; blank lines are not records."""
     if not raw.strip():
         return None
+    path = inp.path
 
     def bad(kind: str, message: str) -> None:
         rejects.add(_core.MalformedRecordError(f"{path}:{line}: {message}"), kind, path, line, raw)
@@ -238,7 +239,7 @@ def _parse_line(
         return None
     doc_id = rec.get(id_field) if id_field else None
     if doc_id is None:
-        doc_id = f"{path.name}:{line}"
+        doc_id = _generated_id(inp, line)
     elif isinstance(doc_id, bool) or not isinstance(doc_id, str | int | float):
         bad("bad_field", f"id field {json.dumps(id_field)} is {_json_kind(doc_id)}, not a string or number")
         return None
@@ -249,11 +250,17 @@ def _sql_str(s: str | Path) -> str:
     return "'" + str(s).replace("'", "''") + "'"
 
 
+def _generated_id(inp: InputFile, line: int) -> str:
+    """The id of a record without one: its file relative to the input root, and its line."""
+    return f"{inp.rel.as_posix()}:{line}"
+
+
 def _parquet_docs(
-    path: Path, text_field: str, id_field: str | None, rejects: Rejects, batch_rows: int = 4096
+    inp: InputFile, text_field: str, id_field: str | None, rejects: Rejects, batch_rows: int = 4096
 ) -> Iterator[Doc]:
     import duckdb
 
+    path = inp.path
     con = duckdb.connect()
     try:
         src = f"read_parquet({_sql_str(path)}, file_row_number = true)"
@@ -275,7 +282,7 @@ def _parquet_docs(
                     )
                     rejects.add(err, "bad_field", path, line, b"")
                     continue
-                yield Doc(line, doc_id if doc_id is not None else f"{path.name}:{line}", text)
+                yield Doc(line, doc_id if doc_id is not None else _generated_id(inp, line), text)
     except duckdb.Error as e:
         raise _core.ParquetError(f"{path}: parquet: {e}") from e
     finally:
@@ -292,14 +299,14 @@ def iter_documents(
     """The documents of one input file, in order; bad records go to `rejects` (default: raise)."""
     rejects = rejects if rejects is not None else Rejects("raise")
     if inp.format == "parquet":
-        yield from _parquet_docs(inp.path, text_field, id_field, rejects)
+        yield from _parquet_docs(inp, text_field, id_field, rejects)
         return
     line = 0
     try:
         with closing(raw_lines(inp)) as lines:
             for raw in lines:
                 line += 1
-                doc = _parse_line(inp.path, line, raw, text_field, id_field, rejects)
+                doc = _parse_line(inp, line, raw, text_field, id_field, rejects)
                 if doc is not None:
                     yield doc
     except TruncatedStreamError as e:

@@ -29,7 +29,8 @@ pub const MAX_REJECT_RAW: usize = 64 << 10;
 #[serde(default, deny_unknown_fields)]
 pub struct FieldConfig {
     pub text_field: String,
-    /// Field holding the document id; documents without one get `<file name>:<line>`.
+    /// Field holding the document id; documents without one get `<file>:<line>`, the file
+    /// named relative to its input root (unique within a run).
     pub id_field: Option<String>,
     /// Numeric field read for the `max_column` keep policy.
     pub key_field: Option<String>,
@@ -100,9 +101,11 @@ pub fn read_file(
     cancel: &AtomicBool,
     on_batch: impl FnMut(Vec<Item>) -> Result<()>,
 ) -> Result<()> {
+    // Generated ids name the file by its path relative to the input root, unique in a run.
+    let name = file.rel.to_string_lossy();
     match file.format {
-        Format::Parquet => read_parquet(&file.path, fields, cancel, on_batch),
-        _ => read_jsonl(&file.path, file.format, fields, cancel, on_batch),
+        Format::Parquet => read_parquet(&file.path, &name, fields, cancel, on_batch),
+        _ => read_jsonl(&file.path, &name, file.format, fields, cancel, on_batch),
     }
 }
 
@@ -182,16 +185,13 @@ impl<'a> LineReader<'a> {
 
 fn read_jsonl(
     path: &Path,
+    file_name: &str,
     format: Format,
     fields: &FieldConfig,
     cancel: &AtomicBool,
     mut on_batch: impl FnMut(Vec<Item>) -> Result<()>,
 ) -> Result<()> {
     let mut reader = LineReader::open(path, format)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + (1 << 16));
     let mut spans: Vec<(u64, usize, usize)> = Vec::new();
     loop {
@@ -220,7 +220,7 @@ fn read_jsonl(
         }
         let items: Vec<Item> = spans
             .par_iter()
-            .filter_map(|&(line, s, e)| parse_line(path, &file_name, line, &buf[s..e], fields))
+            .filter_map(|&(line, s, e)| parse_line(path, file_name, line, &buf[s..e], fields))
             .collect();
         if !items.is_empty() {
             on_batch(items)?;
@@ -322,7 +322,7 @@ fn reject(error: Error, raw: &[u8]) -> Item {
 }
 
 /// The document id a JSON record's id value gives: a string as is, a number as written, and
-/// `<file name>:<line>` when absent or null. `None` for other kinds, which are rejected.
+/// `<file>:<line>` when absent or null (`file`: the input's path relative to its root). `None` for other kinds, which are rejected.
 pub(crate) fn json_doc_id(
     value: Option<&serde_json::Value>,
     file_name: &str,
@@ -468,6 +468,7 @@ pub fn parquet_reader(
 
 fn read_parquet(
     path: &Path,
+    file_name: &str,
     fields: &FieldConfig,
     cancel: &AtomicBool,
     mut on_batch: impl FnMut(Vec<Item>) -> Result<()>,
@@ -484,10 +485,6 @@ fn read_parquet(
             format!("no text column {:?}", fields.text_field),
         ));
     }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut row0 = 0u64;
     for batch in reader {
         if cancel.load(Ordering::Relaxed) {
@@ -497,7 +494,7 @@ fn read_parquet(
             path: path.to_path_buf(),
             message: format!("after row {row0}: {e}"),
         })?;
-        let items = parquet_batch_items(path, &file_name, row0, &batch, fields)?;
+        let items = parquet_batch_items(path, file_name, row0, &batch, fields)?;
         row0 += batch.num_rows() as u64;
         on_batch(items)?;
     }

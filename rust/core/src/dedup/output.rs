@@ -305,11 +305,7 @@ fn write_jsonl_as_parquet(
         message: e.to_string(),
     };
     let mut writer = parquet_writer(f, table.schema()).map_err(|e| perr(&e))?;
-    let file_name = file
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file_name = file.rel.to_string_lossy();
     let mut flush = |table: &mut TableBuilder| writer.write(&table.take_batch());
     for_each_kept_line(file, kept, incomplete, |line, raw| {
         let record = parse_kept(file, line, raw)?;
