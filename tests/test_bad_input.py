@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 
@@ -86,6 +87,19 @@ def test_truncated_stream(tmp_path: Path, suffix: str) -> None:
         else zstandard.ZstdDecompressor().stream_reader(out).read()
     )
     assert len(text.splitlines()) == r.docs_out
+    # Converted to Parquet, the same records survive, and a bad line between them stays out.
+    conv = shardforge.dedup(path, tmp_path / "out3", on_error="skip", output_format="parquet")
+    table = pq.read_table(tmp_path / "out3" / "in.parquet")
+    assert conv.docs_out == r.docs_out == table.num_rows
+    assert table.column("id").to_pylist() == [json.loads(x)["id"] for x in text.splitlines()]
+
+
+def test_bad_lines_stay_out_of_parquet_output(tmp_path: Path) -> None:
+    path = with_bad_line(tmp_path, b'{"id": "x", "text": "caf\xe9"}')
+    r = shardforge.dedup(path, tmp_path / "out", on_error="skip", output_format="parquet")
+    assert r.rejects == 1 and r.docs_out == 5
+    table = pq.read_table(tmp_path / "out" / "in.parquet")
+    assert table.to_pylist() == GOOD
 
 
 def test_corrupt_parquet(tmp_path: Path) -> None:
