@@ -208,3 +208,10 @@ def test_file_job_drops_or_tags_and_resumes(tmp_path: Path) -> None:
     for doc_id, p in (("a3", pieces[0]), ("a7", pieces[1])):
         assert texts.get(doc_id) == ("\n\n".join(p) if p else None)
     assert texts["a0"] == a[0]["text"]
+    # The same cut, written as Parquet: the same ids and texts.
+    conv = shardforge.decontaminate(
+        src, tmp_path / "cut-pq", evals, action="cut", on_error="skip", output_format="parquet"
+    )
+    assert conv["docs_out"] == cut["docs_out"]
+    rows = pq.read_table(tmp_path / "cut-pq" / "a.parquet").to_pylist()
+    assert {r["id"]: r["text"] for r in rows} == texts

@@ -169,6 +169,10 @@ def test_file_job_writes_kept_edited_documents_and_tables(tmp_path: Path) -> Non
 
     again = filter_files([src, tmp_path / "more.parquet"], out)
     assert again["files_resumed"] == 2 and again["docs_out"] == 3
+    # As Parquet, the kept records carry the same edited text and fields.
+    conv = filter_files([src, tmp_path / "more.parquet"], tmp_path / "conv", output_format="parquet")
+    assert conv["docs_out"] == 3
+    assert pq.read_table(tmp_path / "conv" / "web.parquet").to_pylist() == kept
 
 
 def test_tag_keeps_every_document_unchanged(tmp_path: Path) -> None:

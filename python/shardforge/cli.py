@@ -30,6 +30,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_output_format(p: argparse.ArgumentParser) -> None:
+    """The option of the jobs that write the documents they keep."""
+    p.add_argument(
+        "--output-format",
+        choices=["input", "parquet"],
+        default="input",
+        help="write kept records in each input's format (default), or convert JSONL to Parquet",
+    )
+
+
 def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "dedup",
@@ -90,12 +100,7 @@ def _add_dedup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--memory-budget", default="4GB", help="band index memory before spilling to disk (default: 4GB)"
     )
-    p.add_argument(
-        "--output-format",
-        choices=["input", "parquet"],
-        default="input",
-        help="write kept records in each input's format (default), or convert JSONL to Parquet",
-    )
+    _add_output_format(p)
     _add_run_options(p)
     p.set_defaults(func=_run_dedup)
 
@@ -495,6 +500,7 @@ def _add_decontaminate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--max-items-per-ngram", type=int, default=10, help="n-grams in more items are boilerplate"
     )
     p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    _add_output_format(p)
     _add_run_options(p)
     p.set_defaults(func=_run_decontaminate)
 
@@ -522,6 +528,7 @@ def _run_decontaminate(args: argparse.Namespace) -> int:
         max_items_per_ngram=args.max_items_per_ngram,
         text_field=args.text_field,
         on_error=args.on_error,
+        output_format=args.output_format,
         threads=args.threads,
         progress=Progress(args.progress, stages=("starting", "scanning", "done")),
     )
@@ -558,6 +565,7 @@ def _add_filter(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="drop failing documents, or keep all unchanged and only record the findings",
     )
     p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    _add_output_format(p)
     _add_run_options(p)
     p.set_defaults(func=_run_filter)
 
@@ -574,6 +582,7 @@ def _run_filter(args: argparse.Namespace) -> int:
         action=args.action,
         text_field=args.text_field,
         on_error=args.on_error,
+        output_format=args.output_format,
         threads=args.threads,
         progress=Progress(args.progress, stages=("starting", "filtering", "done")),
     )

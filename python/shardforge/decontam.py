@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shardforge import _core
+from shardforge.config import OutputFormat
 from shardforge.dedup import PathLike, ProgressFn, as_list
 
 EvalFormat = Literal["humaneval", "gsm8k", "generic"]
@@ -124,18 +125,19 @@ def decontaminate(
     text_field: str = "text",
     id_field: str | None = "id",
     on_error: Literal["raise", "skip"] = "raise",
+    output_format: OutputFormat = "input",
     threads: int | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Scan `inputs` (files, directories, globs of .jsonl, .jsonl.gz, .jsonl.zst, .parquet) for the
     evaluation items of `evals` and write into `output`: the documents that stay, in the input's
-    format under the input's name (`drop` removes contaminated ones; `cut` removes each matched span
-    with `cut_margin` characters either side, drops pieces under `min_piece_chars` and keeps the
-    rest joined by blank lines, dropping the document when none or more than `max_pieces` are left;
-    `tag` keeps all), plus
-    `hits.parquet` (doc_id, file, line, benchmark, item_id, ngram, start, end, ngrams),
-    `rejects.jsonl` and `report.json` (per benchmark: contaminated items, hits, documents). A rerun
-    skips files finished for the same config. Returns the report."""
+    format under the input's name or, with `output_format="parquet"`, as Parquet (`drop` removes
+    contaminated ones; `cut` removes each matched span with `cut_margin` characters either side,
+    drops pieces under `min_piece_chars` and keeps the rest joined by blank lines, dropping the
+    document when none or more than `max_pieces` are left; `tag` keeps all), plus `hits.parquet`
+    (doc_id, file, line, benchmark, item_id, ngram, start, end, ngrams), `rejects.jsonl` and
+    `report.json` (per benchmark: contaminated items, hits, documents). A rerun skips files
+    finished for the same config. Returns the report."""
     config = {
         "decontam": {
             "evals": [e.to_dict() for e in evals],
@@ -146,6 +148,7 @@ def decontaminate(
         },
         "fields": {"text_field": text_field, "id_field": id_field, "key_field": None, "carry": []},
         "on_error": on_error,
+        "output_format": output_format,
         "threads": threads,
     }
     report = _core.decontaminate(as_list(inputs), os.fspath(output), json.dumps(config), progress)

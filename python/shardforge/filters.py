@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shardforge import _core
+from shardforge.config import OutputFormat
 from shardforge.dedup import PathLike, ProgressFn, as_list
 
 FAMILIES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
@@ -68,20 +69,23 @@ def filter_files(
     text_field: str = "text",
     id_field: str | None = "id",
     on_error: Literal["raise", "skip"] = "raise",
+    output_format: OutputFormat = "input",
     threads: int | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Tag every document of `inputs` (files, directories, globs of .jsonl, .jsonl.gz, .jsonl.zst,
     .parquet) and write into `output`: the documents that pass, in the input's format under the
-    input's name, with C4's line removals applied (`tag` writes every document unchanged);
-    `stats.parquet` (file, line, doc_id, kept, edited, chars, failed, one column per statistic),
-    `removed_lines.parquet` (file, line, doc_id, doc_line, reason, text), `rejects.jsonl` and
-    `report.json`. A rerun skips files finished for the same config. Returns the report."""
+    input's name (or as Parquet with `output_format="parquet"`), with C4's line removals applied
+    (`tag` writes every document unchanged); `stats.parquet` (file, line, doc_id, kept, edited,
+    chars, failed, one column per statistic), `removed_lines.parquet` (file, line, doc_id,
+    doc_line, reason, text), `rejects.jsonl` and `report.json`. A rerun skips files finished for
+    the same config. Returns the report."""
     job: dict[str, Any] = {
         "filter": check_config(config),
         "action": action,
         "fields": {"text_field": text_field, "id_field": id_field, "key_field": None, "carry": []},
         "on_error": on_error,
+        "output_format": output_format,
         "threads": threads,
     }
     report = _core.filter_files(as_list(inputs), os.fspath(output), json.dumps(job), progress)

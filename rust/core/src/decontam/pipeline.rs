@@ -12,7 +12,7 @@ use super::scan::{Action, Hit, ScanScratch, cut, scan};
 use crate::atomic::write_atomic;
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
-use crate::dedup::output::{OutputFormat, write_kept_edited};
+use crate::dedup::output::{OutputFormat, output_rels, write_kept_edited};
 use crate::error::{Error, Result};
 use crate::input::InputFile;
 use crate::job::{self, end_of_read, prepare, worker_pool, write_rejects_and_report, write_table};
@@ -33,6 +33,8 @@ pub struct DecontamJobConfig {
     pub decontam: DecontamConfig,
     pub fields: FieldConfig,
     pub on_error: OnError,
+    /// Format of the documents written out: each input's own, or Parquet.
+    pub output_format: OutputFormat,
     pub threads: Option<usize>,
 }
 
@@ -42,6 +44,7 @@ impl Default for DecontamJobConfig {
             decontam: DecontamConfig::default(),
             fields: FieldConfig::default(),
             on_error: OnError::Raise,
+            output_format: OutputFormat::Input,
             threads: None,
         }
     }
@@ -124,6 +127,7 @@ fn run_in_pool(
     let t0 = Instant::now();
     let index = cfg.decontam.build_index()?;
     let (files, work) = prepare(inputs, output, &RESERVED)?;
+    let rels = output_rels(&files, cfg.output_format, &RESERVED)?;
     ctl.files_total.store(files.len() as u64, Ordering::Relaxed);
     ctl.stage.store(1, Ordering::Relaxed);
 
@@ -132,7 +136,7 @@ fn run_in_pool(
     for (i, file) in files.iter().enumerate() {
         let fp = file_fingerprint(cfg, file);
         let marker = work.join(format!("{i:05}.decontam.json"));
-        let dest = output.join(&file.rel);
+        let dest = output.join(&rels[i]);
         let previous = std::fs::read(&marker)
             .ok()
             .and_then(|b| serde_json::from_slice::<FileDone>(&b).ok())
@@ -251,7 +255,7 @@ fn decontaminate_file(
         &kept,
         &edits,
         &cfg.fields,
-        OutputFormat::Input,
+        cfg.output_format,
         dest,
         incomplete,
     )?;

@@ -10,7 +10,7 @@ use super::{FilterConfig, Outcome, Scratch};
 use crate::atomic::{AtomicFile, write_atomic};
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
-use crate::dedup::output::{OutputFormat, write_kept_edited};
+use crate::dedup::output::{OutputFormat, output_rels, write_kept_edited};
 use crate::error::{Error, Result};
 use crate::input::InputFile;
 use crate::job::{self, end_of_read, prepare, worker_pool, write_rejects_and_report, write_table};
@@ -50,6 +50,8 @@ pub struct FilterJobConfig {
     pub action: FilterAction,
     pub fields: FieldConfig,
     pub on_error: OnError,
+    /// Format of the documents written out: each input's own, or Parquet.
+    pub output_format: OutputFormat,
     pub threads: Option<usize>,
 }
 
@@ -60,6 +62,7 @@ impl Default for FilterJobConfig {
             action: FilterAction::Drop,
             fields: FieldConfig::default(),
             on_error: OnError::Raise,
+            output_format: OutputFormat::Input,
             threads: None,
         }
     }
@@ -123,6 +126,7 @@ fn run_in_pool(
 ) -> Result<FilterReport> {
     let t0 = Instant::now();
     let (files, work) = prepare(inputs, output, &RESERVED)?;
+    let rels = output_rels(&files, cfg.output_format, &RESERVED)?;
     ctl.files_total.store(files.len() as u64, Ordering::Relaxed);
     ctl.stage.store(1, Ordering::Relaxed);
     let names = cfg.filter.stat_names();
@@ -136,7 +140,7 @@ fn run_in_pool(
             work.join(format!("{i:05}.stats.parquet")),
             work.join(format!("{i:05}.removed.parquet")),
         ];
-        let dest = output.join(&file.rel);
+        let dest = output.join(&rels[i]);
         let previous = std::fs::read(&marker)
             .ok()
             .and_then(|b| serde_json::from_slice::<FileDone>(&b).ok())
@@ -285,7 +289,7 @@ fn filter_file(
         &kept,
         &edits,
         &cfg.fields,
-        OutputFormat::Input,
+        cfg.output_format,
         dest,
         incomplete,
     )?;
