@@ -14,7 +14,9 @@ an H100 SXM).
 Text: the machine's own, gathered by `shardforge corpus` (the plain `.jsonl` sources). shardforge
 trains on it tokenized once into a token dataset; torchtitan reads the same JSONL through its
 `c4_test` loader with `--training.dataset_path` and tokenizes on the fly with the same
-`tokenizer.json` (so its time includes tokenizing, about a percent of a 1B model's step).
+`tokenizer.json` (so its time includes tokenizing, about a percent of a 1B model's step). A bare
+BPE `tokenizer.json` (like ../shared's Llama 3 one) gets Llama 3's `<|begin_of_text|>` and
+`<|end_of_text|>` added first, so both trainers have the same 128,002-token vocabulary and EOS.
 
 Precision: shardforge runs `param_dtype="bfloat16"`; torchtitan on one GPU keeps fp32 weights
 under bf16 autocast (`--training.mixed_precision_param` applies only under FSDP).
@@ -69,12 +71,34 @@ def gather_text(work: Path) -> list[Path]:
     return files
 
 
+# Llama 3's document markers, at the ids Meta gives them right after the 128,000 BPE tokens.
+BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
+
+
+def prepare_tokenizer(src: Path, work: Path) -> Path:
+    """`src` in a directory of its own, with Llama 3's BOS and EOS added as special tokens when it
+    lacks them (a bare BPE `tokenizer.json` has none), and a `tokenizer_config.json` naming them:
+    both trainers then mark documents alike, and torchtitan finds the layout it expects."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(src))
+    missing = [t for t in (BOS, EOS) if tok.token_to_id(t) is None]
+    if missing:
+        tok.add_special_tokens(missing)
+    out = work / "tokenizer"
+    out.mkdir(exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    config = {"bos_token": BOS, "eos_token": EOS, "add_bos_token": True, "add_eos_token": False}
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    return out / "tokenizer.json"
+
+
 def run_shardforge(args: argparse.Namespace, work: Path, text: list[Path]) -> dict[str, Any]:
     import shardforge
     from shardforge.trainer import model_config
 
     tokens = work / "tokens"
-    shardforge.tokenize([str(p) for p in text], tokens, tokenizer=args.tokenizer)
+    shardforge.tokenize([str(p) for p in text], tokens, tokenizer=args.tokenizer, eos_token=EOS)
     mcfg = model_config(args.size)
     cfg = {
         "loader": {
@@ -146,9 +170,7 @@ def torchtitan_command(
         for path in text:
             with open(path) as f:
                 shutil.copyfileobj(f, out)
-    tok_dir = work / "tt-tokenizer"
-    tok_dir.mkdir(exist_ok=True)
-    shutil.copy(args.tokenizer, tok_dir / "tokenizer.json")
+    tok_dir = args.tokenizer.parent
     vocab = Tokenizer.from_file(str(args.tokenizer)).get_vocab_size()
     shim = work / "tt-shim"
     shim.mkdir(exist_ok=True)
@@ -223,6 +245,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="sf-trainer-gpu-"))
     work.mkdir(parents=True, exist_ok=True)
     text = gather_text(work)
+    args.tokenizer = prepare_tokenizer(args.tokenizer, work)
     results = []
     if "shardforge" not in args.skip:
         results.append(run_shardforge(args, work, text))
