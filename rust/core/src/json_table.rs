@@ -128,7 +128,11 @@ impl Kind {
             b't' | b'f' => (Kind::Bool, None),
             b'"' => (Kind::Str, None),
             b'{' | b'[' => (Kind::Json, None),
-            _ if s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) => (Kind::Float, None),
+            // A float past f64's range (JSON allows 1e400) keeps its text.
+            _ if s.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) => match s.parse::<f64>() {
+                Ok(f) if f.is_finite() => (Kind::Float, None),
+                _ => (Kind::Json, None),
+            },
             // Integers past i64 keep their exact digits as JSON text.
             _ => s
                 .parse::<i64>()
@@ -249,6 +253,16 @@ impl SchemaInference {
     }
 }
 
+/// One converted value, checked against its column before anything is appended.
+enum Cell<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Json(&'a str),
+}
+
 enum Column {
     Bool(BooleanBuilder),
     Int(Int64Builder),
@@ -268,27 +282,48 @@ impl Column {
         }
     }
 
-    /// Append the raw value `v`, of a kind the inference pass has seen; returns the bytes added
-    /// (strings by length, other values as 8).
-    fn append(&mut self, v: &RawValue) -> usize {
+    /// The raw value `v` as a value of this column; `None` if it does not fit (the record
+    /// differs from the one the inference pass saw).
+    fn cell<'a>(&self, v: &'a RawValue) -> Option<Cell<'a>> {
         let s = v.get();
         if s == "null" {
-            self.append_null();
-            return 0;
+            return Some(Cell::Null);
         }
-        match self {
-            Column::Bool(b) => b.append_value(s == "true"),
-            Column::Int(b) => b.append_value(s.parse().expect("inferred as an int64")),
-            Column::Float(b) => b.append_value(s.parse().expect("inferred as a JSON number")),
-            Column::Str(b) => {
-                let text = decode_str(v).expect("inferred as a string");
-                b.append_value(&text);
-                return text.len();
+        Some(match self {
+            Column::Bool(_) => Cell::Bool(match s {
+                "true" => true,
+                "false" => false,
+                _ => return None,
+            }),
+            Column::Int(_) => Cell::Int(s.parse().ok()?),
+            Column::Float(_) if matches!(Kind::of(v).0, Kind::Int | Kind::Float) => {
+                Cell::Float(s.parse().ok()?)
             }
-            Column::Json(b) => {
-                b.append_value(s);
-                return s.len();
+            Column::Float(_) => return None,
+            Column::Str(_) => Cell::Str(decode_str(v)?),
+            Column::Json(_) => Cell::Json(s),
+        })
+    }
+
+    /// Append a cell made by `cell`; returns the bytes added (strings by length, others as 8).
+    fn push(&mut self, cell: Cell) -> usize {
+        match (self, cell) {
+            (b, Cell::Null) => {
+                b.append_null();
+                return 0;
             }
+            (Column::Bool(b), Cell::Bool(x)) => b.append_value(x),
+            (Column::Int(b), Cell::Int(x)) => b.append_value(x),
+            (Column::Float(b), Cell::Float(x)) => b.append_value(x),
+            (Column::Str(b), Cell::Str(x)) => {
+                b.append_value(&x);
+                return x.len();
+            }
+            (Column::Json(b), Cell::Json(x)) => {
+                b.append_value(x);
+                return x.len();
+            }
+            _ => unreachable!("cells are made for their column"),
         }
         8
     }
@@ -330,32 +365,35 @@ impl TableBuilder {
 
     /// Append one record: `pinned` holds the values of the pinned columns, in their order.
     ///
-    /// # Panics
-    /// If `record` has a field (or a value kind) the inference pass did not see.
-    pub fn append(&mut self, pinned: &[&str], record: &RawRecord) {
-        let mut filled = vec![false; self.builders.len()];
+    /// # Errors
+    /// A field, or a value kind, the inference pass did not see (the input changed between the
+    /// passes). Nothing is appended then.
+    pub fn append(&mut self, pinned: &[&str], record: &RawRecord) -> Result<(), String> {
+        let mut cells: Vec<Option<Cell>> = (0..self.builders.len()).map(|_| None).collect();
         for (i, v) in pinned.iter().enumerate() {
-            let Column::Str(b) = &mut self.builders[i] else {
-                unreachable!("pinned columns are strings")
-            };
-            b.append_value(v);
-            self.bytes += v.len();
-            filled[i] = true;
+            cells[i] = Some(Cell::Str(Cow::Borrowed(*v)));
         }
         for (name, v) in &record.fields {
-            let i = self.index[name.as_ref()];
+            let &i = self
+                .index
+                .get(name.as_ref())
+                .ok_or_else(|| format!("field {name:?} was not in the first pass"))?;
             if i < self.pinned {
                 continue;
             }
-            self.bytes += self.builders[i].append(v);
-            filled[i] = true;
+            let cell = self.builders[i].cell(v).ok_or_else(|| {
+                format!(
+                    "field {name:?}: {} does not fit the inferred column",
+                    v.get()
+                )
+            })?;
+            cells[i] = Some(cell);
         }
-        for (b, done) in self.builders.iter_mut().zip(filled) {
-            if !done {
-                b.append_null();
-            }
+        for (b, cell) in self.builders.iter_mut().zip(cells) {
+            self.bytes += b.push(cell.unwrap_or(Cell::Null));
         }
         self.rows += 1;
+        Ok(())
     }
 
     #[must_use]
@@ -453,7 +491,8 @@ mod tests {
             t.append(
                 &pinned,
                 &RawRecord::parse(line.as_bytes()).expect("an object"),
-            );
+            )
+            .expect("fits");
         }
         assert_eq!(t.rows(), 2);
         let b = t.take_batch();
@@ -477,5 +516,31 @@ mod tests {
         let late = col("late");
         assert!(late.is_null(0));
         assert_eq!(late.as_string::<i32>().value(1), "only here");
+
+        // A record that no longer fits (its file changed between the passes) appends nothing.
+        for bad in [
+            r#"{"n": 1.5}"#,
+            r#"{"ok": 1}"#,
+            r#"{"n": 2, "new": 1}"#,
+            r#"{"x": "s"}"#,
+        ] {
+            let r = RawRecord::parse(bad.as_bytes()).expect("an object");
+            assert!(t.append(&["i", "t"], &r).is_err(), "{bad}");
+        }
+        t.append(
+            &["i", "t"],
+            &RawRecord::parse(br#"{"n": 3}"#).expect("an object"),
+        )
+        .expect("fits");
+        let b = t.take_batch();
+        assert_eq!(b.num_rows(), 1);
+        assert!(b.columns().iter().all(|c| c.len() == 1));
+    }
+
+    #[test]
+    fn floats_past_f64_keep_their_text() {
+        let s = infer(&[r#"{"big": 1e400, "ok": 1e300}"#]);
+        assert_eq!(s.kind("big"), Some(Kind::Json));
+        assert_eq!(s.kind("ok"), Some(Kind::Float));
     }
 }

@@ -324,10 +324,11 @@ fn write_jsonl_as_parquet(
                     .map_err(|e| changed(file, line, &e))?;
                 let id = json_doc_id(value.as_ref(), &file_name, line)
                     .ok_or_else(|| changed(file, line, &format!("bad id field {name:?}")))?;
-                table.append(&[&id, &text], &record);
+                table.append(&[&id, &text], &record)
             }
             None => table.append(&[&text], &record),
         }
+        .map_err(|why| changed(file, line, &why))?;
         if table.rows() >= BATCH_ROWS || table.bytes() >= BATCH_BYTES {
             flush(&mut table).map_err(|e| perr(&e))?;
         }
