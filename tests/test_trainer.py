@@ -158,6 +158,31 @@ def test_an_interrupted_run_resumes_bit_identically(tiny_dataset: Path, tmp_path
     assert m["tokens"] == 12 * 4 * 32 and set(m["grad_norm_groups"]) == {"decay", "no_decay"}
 
 
+# Dynamo reads `.grad` of FSDP's unsharded parameters while tracing; torch warns, we don't care.
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
+def test_one_process_applies_param_dtype_through_a_one_rank_fsdp_mesh(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    # A single GPU run asks for bf16 parameters; it used to train in fp32 because only the
+    # distributed path applied `param_dtype`.
+    bf16 = {"parallel": {"param_dtype": "bfloat16"}}
+    train(loop_config(tiny_dataset, tmp_path / "fp32", steps=8), quiet=True)
+    train(loop_config(tiny_dataset, tmp_path / "bf16", steps=8, **bf16), quiet=True)
+    assert not torch.distributed.is_initialized()  # the one-rank group ends with the run
+    fp32 = [m["loss"] for m in metrics(tmp_path / "fp32")]
+    half = [m["loss"] for m in metrics(tmp_path / "bf16")]
+    assert half != fp32 and max(abs(a - b) for a, b in zip(half, fp32, strict=True)) < 0.05
+    # It checkpoints and resumes like any FSDP run: 8 steps in one go equal 6 + resume.
+    cut = loop_config(tiny_dataset, tmp_path / "cut", steps=8, **bf16)
+    train(cut, stop_after=6, quiet=True)
+    train(cut, quiet=True)
+    assert [m["loss"] for m in metrics(tmp_path / "cut")] == half
+    # `compile` takes the same path: compiled fp32 blocks give the eager losses.
+    train(loop_config(tiny_dataset, tmp_path / "compiled", steps=8, parallel={"compile": True}), quiet=True)
+    compiled = [m["loss"] for m in metrics(tmp_path / "compiled")]
+    assert max(abs(a - b) for a, b in zip(compiled, fp32, strict=True)) < 1e-4
+
+
 def test_a_non_finite_loss_skips_the_step(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

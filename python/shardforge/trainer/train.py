@@ -85,13 +85,30 @@ class TrainConfig:
     collapse_every: int = 100
     seed: int = 0
     # ParallelConfig fields (dp, tp, pp, pp_schedule, pp_microbatches, activation_checkpointing,
-    # compile, param_dtype); used under torchrun.
+    # compile, param_dtype); a single process applies compile and param_dtype on a one-rank mesh.
     parallel: dict[str, Any] = field(default_factory=dict)
 
 
 def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train (or resume) and return the last step's metrics. `stop_after` ends this run after that
     many steps, as an interruption would."""
+    # One process still runs under FSDP2 when it asks for `param_dtype` or `compile`, since that is
+    # where both are applied: a one-rank group and mesh, which this call creates and ends.
+    pcfg = ParallelConfig(**cfg.parallel)
+    single = int(os.environ.get("WORLD_SIZE", 1)) == 1 and not dist.is_initialized()
+    own_group = single and (pcfg.param_dtype != "float32" or pcfg.compile)
+    if own_group:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        store = dist.HashStore()  # type: ignore[attr-defined]  # exported, but not in torch's stubs
+        dist.init_process_group(backend, store=store, rank=0, world_size=1)
+    try:
+        return _train(cfg, stop_after, quiet)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", 0))
@@ -113,7 +130,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     # What this rank trains, checkpoints and clips: the model, or its pipeline stages' part of it.
     part: torch.nn.Module = model
     pcfg, mesh, pipe, dp_rank, dp = ParallelConfig(**cfg.parallel), None, None, 0, 1
-    if world > 1:
+    if dist.is_initialized() and (world > 1 or pcfg.param_dtype != "float32" or pcfg.compile):
         mesh = build_mesh(pcfg, world, device.type)
         dp_rank, dp = mesh["dp"].get_local_rank(), mesh["dp"].size()
     # Tensor- and pipeline-parallel ranks read the same batches: the loader's ranks are the
