@@ -99,6 +99,8 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     own_group = single and (pcfg.param_dtype != "float32" or pcfg.compile)
     if own_group:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # NCCL binds to it
         store = dist.HashStore()  # type: ignore[attr-defined]  # exported, but not in torch's stubs
         dist.init_process_group(backend, store=store, rank=0, world_size=1)
     try:
