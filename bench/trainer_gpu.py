@@ -18,8 +18,12 @@ trains on it tokenized once into a token dataset; torchtitan reads the same JSON
 BPE `tokenizer.json` (like ../shared's Llama 3 one) gets Llama 3's `<|begin_of_text|>` and
 `<|end_of_text|>` added first, so both trainers have the same 128,002-token vocabulary and EOS.
 
-Precision: shardforge runs `param_dtype="bfloat16"`; torchtitan on one GPU keeps fp32 weights
-under bf16 autocast (`--training.mixed_precision_param` applies only under FSDP).
+Attention: plain causal on both sides, torchtitan's default. shardforge's per-document masking
+(on by default) is switched off here: as a dense mask it keeps SDPA off FlashAttention.
+
+Precision: shardforge runs `param_dtype="bfloat16"` (FSDP2 on a one-rank mesh); torchtitan on
+one GPU keeps fp32 weights under bf16 autocast (`--training.mixed_precision_param` applies only
+under FSDP).
 
 torchtitan 0.2.2 is the release to use on torch 2.11 (0.3.0 fails to import there). Where it is
 missing, carry it with its dependencies the GPU image lacks (tyro, docstring-parser, typeguard,
@@ -110,7 +114,9 @@ def run_shardforge(args: argparse.Namespace, work: Path, text: list[Path]) -> di
         },
         "out_dir": str(work / "sf-run"),
         "model": args.size,
-        "model_overrides": {"max_seq_len": args.seq_len, "kernels": args.kernels},
+        # torchtitan's Llama 3 attends causally across documents (attn_mask_type "causal"); ours
+        # masks per document by default, with a dense mask that keeps SDPA off FlashAttention.
+        "model_overrides": {"max_seq_len": args.seq_len, "kernels": args.kernels, "doc_masking": False},
         "steps": args.steps,
         "warmup_steps": min(10, args.steps),
         "checkpoint_every": args.steps + 1,
