@@ -7,6 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from test_filters import prose, write_jsonl
 
@@ -58,6 +59,26 @@ def test_clean_pipeline_counts_add_up_and_resume(tmp_path: Path) -> None:
     again = clean(cfg, say=lambda _: None)
     assert [s["docs_out"] for s in again["stages"]] == [s["docs_out"] for s in report["stages"]]
 
+    # The clean corpus as Parquet: only the last stage converts, and a rerun rewrites nothing.
+    as_parquet = CleanConfig.from_dict(
+        {
+            "output": str(tmp_path / "pq"),
+            "sources": [{"name": "prose", "inputs": [str(tmp_path / "prose.jsonl")]}],
+            "filter": {"c4": {"enabled": False}, "fineweb": {"enabled": False}},
+            "decontaminate": {"humaneval": True, "ngram": 8},
+            "output_format": "parquet",
+        }
+    )
+    clean(as_parquet, say=lambda _: None)
+    final = tmp_path / "pq" / "clean" / "prose" / "prose.parquet"
+    assert pq.read_table(final).column("id").to_pylist() == kept_prose
+    assert (tmp_path / "pq" / "dedup" / "prose" / "prose.jsonl").exists()
+    stamp = (tmp_path / "pq" / "decontaminate" / "prose" / "prose.parquet").stat().st_mtime_ns
+    clean(as_parquet, say=lambda _: None)
+    job = json.loads((tmp_path / "pq" / "reports" / "decontaminate" / "report.json").read_text())
+    assert job["files_resumed"] == 1
+    assert (tmp_path / "pq" / "decontaminate" / "prose" / "prose.parquet").stat().st_mtime_ns == stamp
+
 
 def test_clean_config_errors_name_the_problem() -> None:
     with pytest.raises(ConfigError, match="unknown keys \\['stage'\\]"):
@@ -66,6 +87,8 @@ def test_clean_config_errors_name_the_problem() -> None:
         CleanConfig.from_dict({"output": "o", "sources": [], "stages": ["tokenize"]})
     with pytest.raises(ConfigError, match="sources\\[0\\] needs name and inputs"):
         CleanConfig.from_dict({"output": "o", "sources": [{"name": "x"}]})
+    with pytest.raises(ConfigError, match="set output_format once"):
+        CleanConfig.from_dict({"output": "o", "sources": [], "dedup": {"output_format": "parquet"}})
 
 
 def test_cli_filter_and_clean_from_a_toml_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shardforge import _core
+from shardforge.config import OutputFormat
 from shardforge.dedup import PathLike
-from shardforge.records import discover, is_document
+from shardforge.records import discover, is_document, output_name
 
 STAGES = ("filter", "dedup", "decontaminate")
 # Files each job writes next to its documents; they move to reports/ so the next stage reads only
@@ -65,6 +66,8 @@ class CleanConfig:
     `max_items_per_ngram`."""
     text_field: str = "text"
     on_error: Literal["raise", "skip"] = "skip"
+    output_format: OutputFormat = "input"
+    """Format of the clean corpus, which the last stage writes: each input's own, or Parquet."""
     threads: int | None = None
 
     @classmethod
@@ -100,6 +103,14 @@ class CleanConfig:
             raise _core.ConfigError(f"clean config: a stage is listed twice: {cfg.stages}")
         if cfg.filter_action not in ("drop", "tag"):
             raise _core.ConfigError(f"clean config: filter_action is drop or tag, not {cfg.filter_action!r}")
+        if cfg.output_format not in ("input", "parquet"):
+            raise _core.ConfigError(
+                f"clean config: output_format is input or parquet, not {cfg.output_format!r}"
+            )
+        if "output_format" in cfg.dedup or "output_format" in cfg.decontaminate:
+            raise _core.ConfigError(
+                "clean config: set output_format once, at the top; the last stage writes it"
+            )
         return cfg
 
 
@@ -170,13 +181,15 @@ def _filter_config(cfg: CleanConfig, source: CleanSource) -> dict[str, Any]:
     return rules
 
 
-def _run_filter(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+def _run_filter(
+    cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None], fmt: OutputFormat
+) -> dict[str, Any]:
     from shardforge.filters import filter_files
 
     per_source = {}
     for source in cfg.sources:
         job = out / source.name
-        _prune(job, {rel for _, rel in _documents(src / source.name)})
+        _prune(job, {output_name(rel, fmt) for _, rel in _documents(src / source.name)})
         r = filter_files(
             src / source.name,
             job,
@@ -184,6 +197,7 @@ def _run_filter(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], Non
             action="tag" if source.filter is False else cfg.filter_action,
             text_field=cfg.text_field,
             on_error=cfg.on_error,
+            output_format=fmt,
             threads=cfg.threads,
         )
         per_source[source.name] = _move_reports(
@@ -208,13 +222,15 @@ def _run_filter(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], Non
     return total
 
 
-def _run_dedup(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+def _run_dedup(
+    cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None], fmt: OutputFormat
+) -> dict[str, Any]:
     from shardforge.dedup import dedup
 
-    options = {"on_error": cfg.on_error, "text_field": cfg.text_field, **cfg.dedup}
+    options = {"on_error": cfg.on_error, "text_field": cfg.text_field, "output_format": fmt, **cfg.dedup}
     if cfg.threads is not None:
         options.setdefault("threads", cfg.threads)
-    _prune(out, {rel for _, rel in _documents(src)})
+    _prune(out, {output_name(rel, fmt) for _, rel in _documents(src)})
     dedup(src, out, **options)
     r = _move_reports("dedup", out, out.parent / "reports" / "dedup")
     say(f"  dedup: {r['docs_in']:,} in, {r['docs_out']:,} out")
@@ -226,7 +242,9 @@ def _run_dedup(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None
     }
 
 
-def _run_decontaminate(cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+def _run_decontaminate(
+    cfg: CleanConfig, src: Path, out: Path, say: Callable[[str], None], fmt: OutputFormat
+) -> dict[str, Any]:
     from shardforge.decontam import EvalSet, decontaminate, humaneval_path
 
     d = dict(cfg.decontaminate)
@@ -241,8 +259,17 @@ def _run_decontaminate(cfg: CleanConfig, src: Path, out: Path, say: Callable[[st
         raise _core.ConfigError(
             "clean config: decontaminate has no evaluation sets (humaneval, gsm8k, evals)"
         )
-    _prune(out, {rel for _, rel in _documents(src)})
-    decontaminate(src, out, evals, text_field=cfg.text_field, on_error=cfg.on_error, threads=cfg.threads, **d)
+    _prune(out, {output_name(rel, fmt) for _, rel in _documents(src)})
+    decontaminate(
+        src,
+        out,
+        evals,
+        text_field=cfg.text_field,
+        on_error=cfg.on_error,
+        output_format=fmt,
+        threads=cfg.threads,
+        **d,
+    )
     r = _move_reports("decontaminate", out, out.parent / "reports" / "decontaminate")
     say(f"  decontaminate: {r['docs_in']:,} in, {r['docs_out']:,} out")
     return {
@@ -272,10 +299,12 @@ def clean(cfg: CleanConfig, *, say: Callable[[str], None] = print) -> dict[str, 
                     shutil.rmtree(child)
     current = out / "input"
     stages = []
-    for stage in cfg.stages:
+    for i, stage in enumerate(cfg.stages):
         t0 = time.perf_counter()
         say(f"{stage} ...")
-        r = _RUNNERS[stage](cfg, current, out / stage, say)
+        # Only the last stage converts: the stages between pass their files on unchanged.
+        fmt: OutputFormat = cfg.output_format if i == len(cfg.stages) - 1 else "input"
+        r = _RUNNERS[stage](cfg, current, out / stage, say, fmt)
         r["stage"] = stage
         r["seconds"] = round(time.perf_counter() - t0, 3)
         stages.append(r)

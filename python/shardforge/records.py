@@ -67,6 +67,17 @@ def _format(path: Path) -> str | None:
     return None
 
 
+def output_name(rel: Path, output_format: str) -> Path:
+    """The name a job writes input `rel` under: `rel` itself, or with `output_format="parquet"` a
+    JSONL file's `<stem>.parquet` (the Rust jobs' rule)."""
+    name = rel.name
+    fmt = _format(rel)
+    if output_format != "parquet" or fmt in (None, "parquet"):
+        return rel
+    suffix = next(s for s in sorted(_SUFFIXES, key=len, reverse=True) if name.lower().endswith(s))
+    return rel.with_name(name[: len(name) - len(suffix)] + ".parquet")
+
+
 def is_document(path: Path) -> bool:
     """Whether `path` has a document format the readers take (.jsonl, .jsonl.gz, .jsonl.zst, .parquet)."""
     return _format(path) is not None
