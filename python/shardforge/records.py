@@ -59,23 +59,27 @@ class Doc:
     text: str
 
 
-def _format(path: Path) -> str | None:
-    name = path.name.lower()
+def _split_suffix(name: str) -> tuple[str, str] | None:
+    """A file name's stem and the format its suffix (any case) names, if we read it."""
+    lower = name.lower()
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return _SUFFIXES[suffix]
+        if lower.endswith(suffix):
+            return name[: len(name) - len(suffix)], _SUFFIXES[suffix]
     return None
+
+
+def _format(path: Path) -> str | None:
+    split = _split_suffix(path.name)
+    return split[1] if split else None
 
 
 def output_name(rel: Path, output_format: str) -> Path:
     """The name a job writes input `rel` under: `rel` itself, or with `output_format="parquet"` a
     JSONL file's `<stem>.parquet` (the Rust jobs' rule)."""
-    name = rel.name
-    fmt = _format(rel)
-    if output_format != "parquet" or fmt in (None, "parquet"):
+    split = _split_suffix(rel.name)
+    if output_format != "parquet" or split is None or split[1] == "parquet":
         return rel
-    suffix = next(s for s in sorted(_SUFFIXES, key=len, reverse=True) if name.lower().endswith(s))
-    return rel.with_name(name[: len(name) - len(suffix)] + ".parquet")
+    return rel.with_name(split[0] + ".parquet")
 
 
 def is_document(path: Path) -> bool:

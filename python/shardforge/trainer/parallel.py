@@ -68,6 +68,12 @@ class ParallelConfig:
     compile: bool = False
     param_dtype: str = "float32"  # "bfloat16" on GPUs
 
+    @property
+    def needs_fsdp(self) -> bool:
+        """Whether even one process must run under FSDP2: `param_dtype` and `compile` are applied
+        there (`parallelize`)."""
+        return self.param_dtype != "float32" or self.compile
+
     def __post_init__(self) -> None:
         activation_checkpointing.mode_of(self.activation_checkpointing)  # names a wrong value
         if self.sequence_parallel and (self.tp < 2 or self.pp > 1):

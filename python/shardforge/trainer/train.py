@@ -96,7 +96,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) 
     # where both are applied: a one-rank group and mesh, which this call creates and ends.
     pcfg = ParallelConfig(**cfg.parallel)
     single = int(os.environ.get("WORLD_SIZE", 1)) == 1 and not dist.is_initialized()
-    own_group = single and (pcfg.param_dtype != "float32" or pcfg.compile)
+    own_group = single and pcfg.needs_fsdp
     if own_group:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
@@ -132,7 +132,7 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
     # What this rank trains, checkpoints and clips: the model, or its pipeline stages' part of it.
     part: torch.nn.Module = model
     pcfg, mesh, pipe, dp_rank, dp = ParallelConfig(**cfg.parallel), None, None, 0, 1
-    if dist.is_initialized() and (world > 1 or pcfg.param_dtype != "float32" or pcfg.compile):
+    if dist.is_initialized() and (world > 1 or pcfg.needs_fsdp):
         mesh = build_mesh(pcfg, world, device.type)
         dp_rank, dp = mesh["dp"].get_local_rank(), mesh["dp"].size()
     # Tensor- and pipeline-parallel ranks read the same batches: the loader's ranks are the

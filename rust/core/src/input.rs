@@ -13,31 +13,36 @@ pub enum Format {
     Parquet,
 }
 
+/// The file name suffixes we read, and their formats.
+const SUFFIXES: [(&str, Format); 10] = [
+    (".ndjson.zst", Format::JsonlZst),
+    (".jsonl.zst", Format::JsonlZst),
+    (".json.zst", Format::JsonlZst),
+    (".ndjson.gz", Format::JsonlGz),
+    (".jsonl.gz", Format::JsonlGz),
+    (".json.gz", Format::JsonlGz),
+    (".parquet", Format::Parquet),
+    (".ndjson", Format::Jsonl),
+    (".jsonl", Format::Jsonl),
+    (".json", Format::Jsonl),
+];
+
 impl Format {
     /// The format a file name implies, if it is one we read.
     #[must_use]
-    // The name is lowercased before the comparisons.
-    #[allow(clippy::case_sensitive_file_extension_comparisons)]
     pub fn from_path(path: &Path) -> Option<Self> {
-        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-        if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
-            Some(Self::Jsonl)
-        } else if name.ends_with(".jsonl.gz")
-            || name.ends_with(".json.gz")
-            || name.ends_with(".ndjson.gz")
-        {
-            Some(Self::JsonlGz)
-        } else if name.ends_with(".jsonl.zst")
-            || name.ends_with(".json.zst")
-            || name.ends_with(".ndjson.zst")
-        {
-            Some(Self::JsonlZst)
-        } else if name.ends_with(".parquet") {
-            Some(Self::Parquet)
-        } else {
-            None
-        }
+        split_suffix(path.file_name()?.to_str()?).map(|(_, format)| format)
     }
+}
+
+/// A file name split into its stem and the format its suffix (any case) names, if we read it.
+#[must_use]
+pub fn split_suffix(name: &str) -> Option<(&str, Format)> {
+    let lower = name.to_ascii_lowercase();
+    SUFFIXES
+        .iter()
+        .find(|(suffix, _)| lower.ends_with(suffix))
+        .map(|&(suffix, format)| (&name[..name.len() - suffix.len()], format))
 }
 
 #[derive(Clone, Debug, serde::Serialize)]

@@ -199,16 +199,18 @@ impl SchemaInference {
             if self.pinned.iter().any(|p| p == name) {
                 continue;
             }
-            self.fields
-                .entry(name.to_string())
-                .or_insert_with(|| {
-                    self.order.push(name.to_string());
-                    Inferred {
-                        kind: Kind::Null,
-                        max_abs_int: 0,
-                    }
-                })
-                .observe(v);
+            // Looked up by &str first: a field name is allocated once, not once per record.
+            if let Some(f) = self.fields.get_mut(name.as_ref()) {
+                f.observe(v);
+                continue;
+            }
+            let mut f = Inferred {
+                kind: Kind::Null,
+                max_abs_int: 0,
+            };
+            f.observe(v);
+            self.order.push(name.to_string());
+            self.fields.insert(name.to_string(), f);
         }
     }
 
@@ -296,10 +298,8 @@ impl Column {
                 _ => return None,
             }),
             Column::Int(_) => Cell::Int(s.parse().ok()?),
-            Column::Float(_) if matches!(Kind::of(v).0, Kind::Int | Kind::Float) => {
-                Cell::Float(s.parse().ok()?)
-            }
-            Column::Float(_) => return None,
+            // Raw JSON that parses as a finite f64 is a number (strings keep their quotes).
+            Column::Float(_) => Cell::Float(s.parse().ok().filter(|f: &f64| f.is_finite())?),
             Column::Str(_) => Cell::Str(decode_str(v)?),
             Column::Json(_) => Cell::Json(s),
         })

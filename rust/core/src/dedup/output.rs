@@ -9,7 +9,7 @@
 
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
-use crate::input::{Format, InputFile};
+use crate::input::{Format, InputFile, split_suffix};
 use crate::json_table::{RawRecord, SchemaInference, TableBuilder};
 use crate::reader::{FieldConfig, LineReader, json_doc_id, parquet_reader};
 use arrow_array::cast::AsArray;
@@ -42,19 +42,6 @@ pub enum OutputFormat {
     Parquet,
 }
 
-/// JSONL suffixes that `Format::from_path` reads, longest first, for naming converted outputs.
-const JSONL_SUFFIXES: [&str; 9] = [
-    ".ndjson.zst",
-    ".jsonl.zst",
-    ".json.zst",
-    ".ndjson.gz",
-    ".jsonl.gz",
-    ".json.gz",
-    ".ndjson",
-    ".jsonl",
-    ".json",
-];
-
 /// The output name of `file`, relative to the output directory, when written in `format`.
 #[must_use]
 pub fn output_rel(file: &InputFile, format: OutputFormat) -> PathBuf {
@@ -66,11 +53,7 @@ pub fn output_rel(file: &InputFile, format: OutputFormat) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let lower = name.to_ascii_lowercase();
-    let stem = JSONL_SUFFIXES
-        .iter()
-        .find(|s| lower.ends_with(*s))
-        .map_or(name.as_str(), |s| &name[..name.len() - s.len()]);
+    let stem = split_suffix(&name).map_or(name.as_str(), |(stem, _)| stem);
     file.rel.with_file_name(format!("{stem}.parquet"))
 }
 
@@ -229,13 +212,8 @@ fn replace_text(
     text_field: &str,
     text: &str,
 ) -> Result<Vec<u8>> {
-    let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)
-        .map_err(|e| {
-            Error::Config(format!(
-                "{}:{line}: record changed since it was read: {e}",
-                file.path.display()
-            ))
-        })?;
+    let mut record: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(raw).map_err(|e| changed(file, line, &e))?;
     record.insert(
         text_field.to_owned(),
         serde_json::Value::String(text.to_owned()),
