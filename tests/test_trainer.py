@@ -338,6 +338,23 @@ def test_embedding_collapse_ratio_in_the_metrics(tiny_dataset: Path, tmp_path: P
     assert singular_value_ratio(collapsed) > 5
 
 
+def test_profiled_steps_and_garbage_collection_between_steps(tiny_dataset: Path, tmp_path: Path) -> None:
+    import gc
+
+    assert gc.isenabled()
+    cfg = loop_config(tiny_dataset, tmp_path / "p", steps=5, profile_at=3, profile_steps=2, gc_every=2)
+    train(cfg, quiet=True)
+    assert gc.isenabled()  # switched back on after the loop
+    prof = tmp_path / "p" / "profile"
+    trace = json.loads((prof / "trace.json").read_text())
+    # Steps 3 and 4 ran the model: its matrix products and the optimizer are in the trace.
+    names = {e.get("name", "") for e in trace["traceEvents"]}
+    assert any("aten::mm" in n or "aten::addmm" in n for n in names)
+    assert "Optimizer.step#AdamW.step" in names
+    assert "Self CPU time total" in (prof / "top_ops.txt").read_text()
+    assert [m["step"] for m in metrics(tmp_path / "p")] == [1, 2, 3, 4, 5]
+
+
 def test_progress_line_and_eta(
     tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

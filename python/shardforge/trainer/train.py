@@ -24,6 +24,7 @@ takes the same decision; each rank's optimizer and checkpoint shards hold its ow
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import math
@@ -31,7 +32,8 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from shardforge.trainer.config import model_config
 from shardforge.trainer.model import Transformer, materialize
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
 from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, parallelize
+from shardforge.trainer.profiling import StepProfiler
 
 Batch = dict[str, torch.Tensor]
 
@@ -83,6 +86,12 @@ class TrainConfig:
     log_every: int = 10
     # σ1/σ2 of the token embedding every this many steps (and at the last); 0: never.
     collapse_every: int = 100
+    # Python's garbage collector runs every this many steps, between steps, instead of wherever
+    # it happens to trigger inside one (torchtitan does the same); 0: Python's own schedule.
+    gc_every: int = 50
+    # Profile `profile_steps` steps from this one (1-based) into <out_dir>/profile/; 0: never.
+    profile_at: int = 0
+    profile_steps: int = 2
     seed: int = 0
     # ParallelConfig fields (dp, tp, pp, pp_schedule, pp_microbatches, activation_checkpointing,
     # compile, param_dtype); a single process applies compile and param_dtype on a one-rank mesh.
@@ -174,101 +183,116 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
     batches = iter(loader)
     first, record = st.step, {}
     step_times: deque[float] = deque(maxlen=50)  # whole iterations, for the ETA
-    while st.step < cfg.steps and (stop_after is None or st.step - first < stop_after):
-        t0 = time.perf_counter()
-        lr = (
-            cfg.lr
-            * st.lr_scale
-            * lr_factor(
-                st.step, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction
+    profiler = StepProfiler(out, cfg.profile_at, cfg.profile_steps, enabled=rank == 0)
+    with _garbage_between_steps(cfg.gc_every) as collect_garbage:
+        while st.step < cfg.steps and (stop_after is None or st.step - first < stop_after):
+            t0 = time.perf_counter()
+            profiler.begin(st.step + 1)
+            lr = (
+                cfg.lr
+                * st.lr_scale
+                * lr_factor(
+                    st.step, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction
+                )
             )
-        )
-        for g in opt.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)  # μP: hidden matrices get less
-        if pipe is None:
-            loss_sum = _accumulate(model, batches, cfg.grad_accum, device)
-        else:
-            loss_sum = _pipeline_step(pipe, batches, cfg.grad_accum, device)
-        # Norms computed once, kept on the device (no host sync per parameter), then clipped by.
-        group_norm_t = {n: _grad_norm([p.grad for p in ps if p.grad is not None]) for n, ps in groups.items()}
-        if pipe is not None:
-            group_norm_t = _norms_over_stages(group_norm_t, pipe)
-        total_norm = torch.stack(list(group_norm_t.values())).norm()
-        _clip_grads(list(part.parameters()), cfg.grad_clip, total_norm)
-        group_norms = {n: float(v) for n, v in group_norm_t.items()}
-        grad_norm = float(total_norm)
-        skip = None
-        if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
-            skip = "non_finite"
-        elif len(st.grad_norms) >= 10 and grad_norm > cfg.spike_factor * statistics.median(st.grad_norms):
-            skip = "grad_spike"
-        if skip:
-            st.skipped[skip] += 1
-        else:
-            opt.step()
-            st.grad_norms.append(grad_norm)
-        opt.zero_grad(set_to_none=True)
-        st.step += 1
-        spiking = _track_loss_spike(st, loss_sum, cfg.loss_spike_factor)
-        dt = time.perf_counter() - t0
-        tps = step_tokens / dt
-        record = {
-            "step": st.step,
-            "loss": loss_sum,
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "grad_norm_groups": group_norms,
-            "tokens": st.step * step_tokens,
-            "tokens_per_s": tps,
-            "mfu": flops_per_token * tps / (peak * world) if peak else None,
-            "skipped": dict(st.skipped),
-            "skipped_this_step": skip,
-            "loss_spike": spiking,
-            "rollbacks": st.rollbacks,
-            "memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        }
-        if cfg.val_loader and (st.step % cfg.val_every == 0 or st.step == cfg.steps):
-            record["val_loss"] = _validate(model, pipe, cfg, dp_rank, dp, device)
-        collapse_due = cfg.collapse_every and (st.step % cfg.collapse_every == 0 or st.step == cfg.steps)
-        embed = getattr(part, "embed", None)  # under pipeline parallelism, the first stage's only
-        if collapse_due and embed is not None:
-            record["embed_sv_ratio"] = singular_value_ratio(embed.weight)
-        rolled_back_to = None
-        st.skip_streak = st.skip_streak + 1 if skip else 0
-        spike_lasts = spiking and st.step - st.spike_start >= cfg.rollback_after
-        if spike_lasts or st.skip_streak >= cfg.rollback_after:
-            # The first bad loss (or gradient) at step k was computed on the weights after k - 1
-            # updates, so those are suspect too: go back to a checkpoint before them.
-            start = st.spike_start if spike_lasts else st.step - st.skip_streak + 1
-            good = [c for c in checkpoint.list_checkpoints(ckpts) if _step_of(c) < start - 1]
-            if good:
-                rollbacks, scale = st.rollbacks + 1, st.lr_scale * cfg.rollback_lr_factor
-                skipped = st.skipped  # the abandoned stretch's skips still happened
-                st = _restore(good[-1], part, opt, loader)
-                st.rollbacks, st.lr_scale, st.skipped = rollbacks, scale, skipped
-                batches = iter(loader)
-                rolled_back_to = st.step
-                record["rolled_back_to"] = rolled_back_to
-        if rank == 0:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            if board is not None:
-                for key in ("loss", "lr", "grad_norm", "tokens_per_s", "val_loss", "mfu", "embed_sv_ratio"):
-                    if record.get(key) is not None:
-                        board.add_scalar(f"train/{key}", record[key], record["step"])
-                board.flush()
-            if not quiet and (
-                record["step"] % cfg.log_every == 0 or record["step"] == cfg.steps or rolled_back_to
+            for g in opt.param_groups:
+                g["lr"] = lr * g.get("lr_scale", 1.0)  # μP: hidden matrices get less
+            if pipe is None:
+                loss_sum = _accumulate(model, batches, cfg.grad_accum, device)
+            else:
+                loss_sum = _pipeline_step(pipe, batches, cfg.grad_accum, device)
+            # Norms computed once, kept on the device (no host sync per parameter), then clipped by.
+            group_norm_t = {
+                n: _grad_norm([p.grad for p in ps if p.grad is not None]) for n, ps in groups.items()
+            }
+            if pipe is not None:
+                group_norm_t = _norms_over_stages(group_norm_t, pipe)
+            total_norm = torch.stack(list(group_norm_t.values())).norm()
+            _clip_grads(list(part.parameters()), cfg.grad_clip, total_norm)
+            group_norms = {n: float(v) for n, v in group_norm_t.items()}
+            grad_norm = float(total_norm)
+            skip = None
+            if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):
+                skip = "non_finite"
+            elif len(st.grad_norms) >= 10 and grad_norm > cfg.spike_factor * statistics.median(st.grad_norms):
+                skip = "grad_spike"
+            if skip:
+                st.skipped[skip] += 1
+            else:
+                opt.step()
+                st.grad_norms.append(grad_norm)
+            opt.zero_grad(set_to_none=True)
+            st.step += 1
+            spiking = _track_loss_spike(st, loss_sum, cfg.loss_spike_factor)
+            dt = time.perf_counter() - t0
+            tps = step_tokens / dt
+            record = {
+                "step": st.step,
+                "loss": loss_sum,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "grad_norm_groups": group_norms,
+                "tokens": st.step * step_tokens,
+                "tokens_per_s": tps,
+                "mfu": flops_per_token * tps / (peak * world) if peak else None,
+                "skipped": dict(st.skipped),
+                "skipped_this_step": skip,
+                "loss_spike": spiking,
+                "rollbacks": st.rollbacks,
+                "memory_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+            }
+            if cfg.val_loader and (st.step % cfg.val_every == 0 or st.step == cfg.steps):
+                record["val_loss"] = _validate(model, pipe, cfg, dp_rank, dp, device)
+            collapse_due = cfg.collapse_every and (st.step % cfg.collapse_every == 0 or st.step == cfg.steps)
+            embed = getattr(part, "embed", None)  # under pipeline parallelism, the first stage's only
+            if collapse_due and embed is not None:
+                record["embed_sv_ratio"] = singular_value_ratio(embed.weight)
+            rolled_back_to = None
+            st.skip_streak = st.skip_streak + 1 if skip else 0
+            spike_lasts = spiking and st.step - st.spike_start >= cfg.rollback_after
+            if spike_lasts or st.skip_streak >= cfg.rollback_after:
+                # The first bad loss (or gradient) at step k was computed on the weights after k - 1
+                # updates, so those are suspect too: go back to a checkpoint before them.
+                start = st.spike_start if spike_lasts else st.step - st.skip_streak + 1
+                good = [c for c in checkpoint.list_checkpoints(ckpts) if _step_of(c) < start - 1]
+                if good:
+                    rollbacks, scale = st.rollbacks + 1, st.lr_scale * cfg.rollback_lr_factor
+                    skipped = st.skipped  # the abandoned stretch's skips still happened
+                    st = _restore(good[-1], part, opt, loader)
+                    st.rollbacks, st.lr_scale, st.skipped = rollbacks, scale, skipped
+                    batches = iter(loader)
+                    rolled_back_to = st.step
+                    record["rolled_back_to"] = rolled_back_to
+            if rank == 0:
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if board is not None:
+                    for key in (
+                        "loss",
+                        "lr",
+                        "grad_norm",
+                        "tokens_per_s",
+                        "val_loss",
+                        "mfu",
+                        "embed_sv_ratio",
+                    ):
+                        if record.get(key) is not None:
+                            board.add_scalar(f"train/{key}", record[key], record["step"])
+                    board.flush()
+                if not quiet and (
+                    record["step"] % cfg.log_every == 0 or record["step"] == cfg.steps or rolled_back_to
+                ):
+                    eta = (cfg.steps - st.step) * statistics.median(step_times or [dt])
+                    print(progress_line(record, cfg.steps, eta), flush=True)
+            if (
+                rolled_back_to is None
+                and not spiking
+                and (st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps)
             ):
-                eta = (cfg.steps - st.step) * statistics.median(step_times or [dt])
-                print(progress_line(record, cfg.steps, eta), flush=True)
-        if (
-            rolled_back_to is None
-            and not spiking
-            and (st.step % cfg.checkpoint_every == 0 or st.step == cfg.steps)
-        ):
-            checkpoint.save(ckpts, st.step, part, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
-        step_times.append(time.perf_counter() - t0)
+                checkpoint.save(ckpts, st.step, part, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
+            step_times.append(time.perf_counter() - t0)
+            profiler.end(st.step)
+            collect_garbage(st.step)
     if board is not None:
         board.close()
     return record
@@ -366,6 +390,28 @@ def _track_loss_spike(st: _State, loss: float, factor: float) -> bool:
 
 def _step_of(path: Path) -> int:
     return int(path.name.removeprefix("step_"))
+
+
+@contextmanager
+def _garbage_between_steps(every: int) -> Iterator[Callable[[int], None]]:
+    """Python's cyclic garbage collector switched off for the loop and run every `every` steps:
+    a collection inside a step stalls the host while the device waits for work."""
+    if every <= 0:
+        yield lambda step: None
+        return
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+
+    def collect(step: int) -> None:
+        if step % every == 0:
+            gc.collect(1)
+
+    try:
+        yield collect
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _accumulate(model: Transformer, batches: Iterator[Batch], grad_accum: int, device: torch.device) -> float:
