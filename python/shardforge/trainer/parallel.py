@@ -150,8 +150,9 @@ def parallelize(
     mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
     dp_mesh = mesh["dp"]
     # A pipeline stage runs forward once per microbatch: gathering its parameters each time would
-    # multiply FSDP's traffic. None: FSDP's default (reshard all but the root).
-    reshard = False if isinstance(model, TransformerStage) else None
+    # multiply FSDP's traffic. One rank saves no memory by resharding, and gathering again for the
+    # backward costs it a copy of every parameter. None: FSDP's default (reshard all but the root).
+    reshard = False if isinstance(model, TransformerStage) or dp_mesh.size() == 1 else None
     for block in layers.children():
         fully_shard(block, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=reshard)
     fully_shard(model, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=reshard)
