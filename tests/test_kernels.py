@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -63,8 +64,8 @@ def close(
     tol = TOL[dtype]
     assert not torch.isnan(got).any(), f"{what}: unwritten (NaN) elements, seed {seed}"
     torch.testing.assert_close(
-        got.double(),
-        want.double(),
+        got.double().cpu(),  # the float64 reference runs on the CPU
+        want.double().cpu(),
         atol=tol["atol"] * scale,
         rtol=tol["rtol"] * scale,
         msg=lambda m: f"{what}, seed {seed}: {m}",
@@ -218,11 +219,34 @@ def test_fused_linear_cross_entropy(
 
 def test_cross_entropy_with_every_label_ignored_is_zero(poisoned_outputs: int) -> None:
     h, w = leaf(torch.randn(5, 8), torch.float32), leaf(torch.randn(50, 8), torch.float32)
-    loss = fused_linear_cross_entropy(h, w, torch.full((5,), -100))
+    loss = fused_linear_cross_entropy(h, w, torch.full((5,), -100, device=DEVICE))
     torch.autograd.backward(loss)
     assert loss.item() == 0.0
     assert h.grad is not None and w.grad is not None
     assert not h.grad.any() and not w.grad.any()
+
+
+def test_cross_entropy_without_autograd_computes_the_loss_alone(poisoned_outputs: int) -> None:
+    """Under `torch.no_grad` (evaluation) each chunk takes one product, not three, and the loss is
+    the one training computes."""
+    h0, w0, y = ce_inputs(64, 24, 500)
+    h, w = leaf(h0, torch.float32), leaf(w0, torch.float32)
+    with_grad = fused_linear_cross_entropy(h, w, y.to(DEVICE), chunk_rows=16)
+    calls: list[str] = []
+    real_mm = torch.mm
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append("mm")
+        return real_mm(*args, **kwargs)
+
+    torch.mm = spy
+    try:
+        with torch.no_grad():
+            without = fused_linear_cross_entropy(h, w, y.to(DEVICE), chunk_rows=16)
+    finally:
+        torch.mm = real_mm
+    assert not calls and without.grad_fn is None
+    close(without, with_grad.detach(), torch.float32, "loss", poisoned_outputs)
 
 
 def test_cross_entropy_chunks_bound_the_logits(poisoned_outputs: int) -> None:
@@ -238,8 +262,9 @@ def test_cross_entropy_chunks_bound_the_logits(poisoned_outputs: int) -> None:
     h, w, y = ce_inputs(256, 32, 3000)
     torch.Tensor.__matmul__ = spy  # type: ignore[method-assign,assignment]
     try:
-        fused_linear_cross_entropy(leaf(h, torch.float32), leaf(w, torch.float32), y)
+        fused_linear_cross_entropy(leaf(h, torch.float32), leaf(w, torch.float32), y.to(DEVICE))
     finally:
         torch.Tensor.__matmul__ = real_mm  # type: ignore[method-assign]
-    chunk = ce.default_chunk_rows(256, 32, 3000)
-    assert sizes and max(sizes) == chunk * 3000 <= 256 * 3000 // 4
+    chunk = ce.default_chunk_rows(256)
+    padded = 3072  # the vocabulary padded to a multiple of ce.VOCAB_ALIGN
+    assert sizes and max(sizes) == chunk * padded <= 256 * padded // 4

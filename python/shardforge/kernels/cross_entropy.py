@@ -19,7 +19,7 @@ if _common.HAS_TRITON:
     @triton.jit
     def _ce_grad_kernel(
         LOGITS, stride, LABELS, LOSS, n_cols, ignore_index, scale, smoothing, z_loss,
-        BLOCK: tl.constexpr,
+        BLOCK: tl.constexpr, WRITE_GRAD: tl.constexpr,
     ):  # fmt: skip
         row = tl.program_id(0).to(tl.int64)
         ptr = LOGITS + row * stride
@@ -42,6 +42,8 @@ if _common.HAS_TRITON:
         loss = (1.0 - smoothing) * (lse - x_y) + smoothing * (lse - total / n_cols) + z_loss * lse * lse
         scale = tl.where(valid, scale, 0.0)
         tl.store(LOSS + row, loss * scale)
+        if not WRITE_GRAD:
+            return
         # Pass 2: d loss / d logit_j = p_j (1 + 2 z lse) - (1 - smoothing) [j = y] - smoothing / V.
         for off in range(0, n_cols, BLOCK):
             idx = off + cols
@@ -75,11 +77,19 @@ def _ce_grad_torch(
     return loss * w
 
 
-def default_chunk_rows(rows: int, hidden: int, vocab: int) -> int:
-    """Rows per chunk so that a chunk of logits is about the size of the hidden states (at least
-    1, a power of two)."""
-    target = max(1, rows * hidden // max(1, vocab))
-    return int(min(rows, 1 << max(0, target.bit_length() - 1)))
+MAX_CHUNK_ROWS = 2048
+# Columns the loss kernel reads per iteration of its loops over a row, on a GPU.
+CUDA_BLOCK = 32768
+VOCAB_ALIGN = 128
+
+
+def default_chunk_rows(rows: int) -> int:
+    """Rows per chunk: a quarter of the rows (a power of two), at most 2048. `dW += g^T h` reads
+    and writes all of `dW` once per chunk, so a chunk must be long enough for that product to be
+    bound by arithmetic rather than by memory (some thousand rows on an H100), while a quarter
+    keeps a chunk of logits far below the unfused `rows x vocab`."""
+    quarter = max(1, rows // 4)
+    return int(min(MAX_CHUNK_ROWS, 1 << (quarter.bit_length() - 1)))
 
 
 class _FusedLinearCrossEntropy(torch.autograd.Function):
@@ -93,6 +103,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         label_smoothing: float,
         z_loss: float,
         chunk_rows: int | None,
+        need_grad: bool,
     ) -> torch.Tensor:
         rows, dim = hidden.shape
         vocab = weight.shape[0]
@@ -101,30 +112,38 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         triton_ok = _common.use_triton(hidden)
         d_hidden = (
             _common.empty(rows, dim, dtype=hidden.dtype, device=hidden.device)
-            if hidden.requires_grad
+            if need_grad and hidden.requires_grad
             else None
         )
-        d_weight = torch.zeros_like(weight) if weight.requires_grad else None
+        # Zero rows pad the vocabulary to a multiple of VOCAB_ALIGN: a logits row of, say, 128,002
+        # bf16 values is not 16-byte aligned, and cuBLAS then falls back from Hopper's fastest
+        # matrix kernels for all three products. A padded column's logit is exactly 0, the loss
+        # kernel never reads it, and its gradient stays 0.
+        padded = -(-vocab // VOCAB_ALIGN) * VOCAB_ALIGN
+        w = weight if padded == vocab else torch.nn.functional.pad(weight, (0, 0, 0, padded - vocab))
+        d_weight = torch.zeros_like(w) if need_grad and weight.requires_grad else None
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        step = chunk_rows or default_chunk_rows(rows, dim, vocab)
+        step = chunk_rows or default_chunk_rows(rows)
         for a in range(0, rows, step):
             h = hidden[a : a + step]
             y = labels[a : a + step]
-            logits = h @ weight.T  # becomes its own gradient below
+            logits = h @ w.T  # becomes its own gradient below
             if triton_ok:
                 per_row = _common.empty(len(h), dtype=torch.float32, device=hidden.device)
-                block = _common.block_for(vocab, cap=32768 if hidden.is_cuda else 4096)
+                block = _common.block_for(vocab, cap=CUDA_BLOCK if hidden.is_cuda else 4096)
                 _ce_grad_kernel[(len(h),)](
                     logits, logits.stride(0), y, per_row, vocab, ignore_index, scale, label_smoothing, z_loss,
-                    BLOCK=block, num_warps=_common.warps_for(block),
+                    BLOCK=block, WRITE_GRAD=need_grad, num_warps=_common.warps_for(block),
                 )  # fmt: skip
             else:
-                per_row = _ce_grad_torch(logits, y, ignore_index, scale, label_smoothing, z_loss)
+                per_row = _ce_grad_torch(logits[:, :vocab], y, ignore_index, scale, label_smoothing, z_loss)
             loss += per_row.sum()
             if d_hidden is not None:
-                torch.mm(logits, weight, out=d_hidden[a : a + step])
+                torch.mm(logits, w, out=d_hidden[a : a + step])
             if d_weight is not None:
                 d_weight.addmm_(logits.T, h)
+        if d_weight is not None and padded != vocab:
+            d_weight = d_weight[:vocab]
         ctx.save_for_backward(d_hidden, d_weight)
         return loss
 
@@ -134,7 +153,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         if grad.item() != 1.0:  # the usual case (loss.backward()) skips two full passes
             d_hidden = d_hidden * grad if d_hidden is not None else None
             d_weight = d_weight * grad if d_weight is not None else None
-        return d_hidden, d_weight, None, None, None, None, None
+        return d_hidden, d_weight, None, None, None, None, None, None
 
 
 def fused_linear_cross_entropy(
@@ -154,6 +173,10 @@ def fused_linear_cross_entropy(
     y = labels.reshape(-1)
     if h.shape[0] != y.shape[0]:
         raise ValueError(f"{h.shape[0]} rows of hidden states for {y.shape[0]} labels")
+    if y.device != h.device:
+        raise ValueError(f"labels are on {y.device} but the hidden states on {h.device}")
+    # Evaluation (no autograd) computes the loss alone: one product per chunk instead of three.
+    need_grad = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
     return _FusedLinearCrossEntropy.apply(  # type: ignore[no-any-return]
-        h, weight, y, ignore_index, label_smoothing, z_loss, chunk_rows
+        h, weight, y, ignore_index, label_smoothing, z_loss, chunk_rows, need_grad
     )
