@@ -24,6 +24,9 @@ site=/tmp/shardforge-site
 if [ ! -d "$site/shardforge" ]; then
     $py -m pip install -q --no-index --no-deps --target "$site" .gpu/*.whl
 fi
+# The working tree's Python sources over the wheel's: edits made since `make gpu-bundle` run
+# without rebuilding the extension.
+cp -r python/shardforge/. "$site/shardforge/"
 export PYTHONPATH=$site
 tokenizer=/tmp/tokenizer.json
 [ -f $tokenizer ] || gunzip -c .gpu/tokenizer.json.gz >$tokenizer

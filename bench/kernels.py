@@ -46,6 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU (interpreter)")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--ce-sweep", action="store_true", help="only the fused loss, over chunk and block sizes")
     args = ap.parse_args()
     if args.dry_run:
         os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -54,6 +55,9 @@ def main() -> None:
     if not args.dry_run and not torch.cuda.is_available():
         sys.exit("bench/kernels.py times GPU kernels: run it on a GPU (or --dry-run to check it on CPU)")
     bench = Bench(torch, TINY if args.dry_run else REAL, args.repeats if not args.dry_run else 2)
+    if args.ce_sweep:
+        bench.ce_sweep()
+        return
     rows = bench.run_all()
     out = HERE / "out" / ("kernels-dry-run.csv" if args.dry_run else "kernels.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,23 +100,28 @@ class Bench:
         return float(2 * a.numel() * 4 / (ms * 1e-3) / 1e9)
 
     def median_ms(self, fn: Callable[[], Any]) -> float:
+        """Median time of one call. On a GPU every call is queued before the first is waited for,
+        so the host's launch overhead overlaps the device's work, as it does in a training step."""
         t = self.torch
         for _ in range(3):
             fn()
-        times = []
-        for _ in range(self.repeats):
-            if self.cuda:
-                start, end = t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True)
-                start.record()
-                fn()
-                end.record()
-                t.cuda.synchronize()
-                times.append(start.elapsed_time(end))
-            else:
+        if not self.cuda:
+            times = []
+            for _ in range(self.repeats):
                 t0 = time.perf_counter()
                 fn()
                 times.append((time.perf_counter() - t0) * 1e3)
-        return float(statistics.median(times))
+            return float(statistics.median(times))
+        t.cuda.synchronize()
+        events = [
+            (t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True)) for _ in range(self.repeats)
+        ]
+        for start, end in events:
+            start.record()
+            fn()
+            end.record()
+        t.cuda.synchronize()
+        return float(statistics.median(start.elapsed_time(end) for start, end in events))
 
     def measure(
         self,
@@ -130,11 +139,13 @@ class Bench:
             def run_fwd() -> Any:
                 return fwd(*inputs)
 
+            leaves = [x for x in inputs if isinstance(x, t.Tensor) and x.requires_grad]
+            with t.no_grad():
+                grad_out = t.randn_like(fwd(*inputs))
+
             def run_both() -> None:
-                out = fwd(*inputs)
-                loss = out if out.dim() == 0 else out.float().square().mean()
-                leaves = [x for x in inputs if isinstance(x, t.Tensor) and x.requires_grad]
-                t.autograd.grad(loss, leaves)
+                # The incoming gradient is made once: the timing holds the op's own passes only.
+                t.autograd.grad(fwd(*inputs), leaves, grad_out)
 
             with t.no_grad():
                 fwd_ms = self.median_ms(run_fwd)
@@ -268,6 +279,34 @@ class Bench:
             impls.append(("liger", lambda x, w: self.liger.liger_fused_linear_cross_entropy(x, w, labels)))
         rows += [self.measure("linear_cross_entropy", name, ce_in, f, (0, 0)) for name, f in impls]
         return rows
+
+    def ce_sweep(self) -> None:
+        """The fused loss's forward + backward time and peak memory over its chunk rows and the
+        loss kernel's block: the data behind the defaults in kernels/cross_entropy.py."""
+        t, s = self.torch, self.s
+        from shardforge import kernels as sk
+        from shardforge.kernels import cross_entropy as ce
+
+        labels = t.randint(0, s.vocab, (s.tokens,), device=self.device)
+        default = ce.CUDA_BLOCK
+        for block in (4096, 8192, 16384, 32768):
+            ce.CUDA_BLOCK = block
+            for chunk in (1024, 2048, 4096, 8192):
+                if chunk > s.tokens:
+                    continue
+                self.measure(
+                    "linear_cross_entropy",
+                    f"chunk {chunk} block {block}",
+                    lambda: [
+                        (t.randn(s.tokens, s.hidden, device=self.device, dtype=self.dtype)).requires_grad_(),
+                        (
+                            t.randn(s.vocab, s.hidden, device=self.device, dtype=self.dtype) * s.hidden**-0.5
+                        ).requires_grad_(),
+                    ],
+                    lambda x, w, c=chunk: sk.fused_linear_cross_entropy(x, w, labels, chunk_rows=c),
+                    (0, 0),
+                )
+        ce.CUDA_BLOCK = default
 
 
 def _version(mod: str) -> str:

@@ -17,6 +17,9 @@ trains on it tokenized once into a token dataset; torchtitan reads the same JSON
 `tokenizer.json` (so its time includes tokenizing, about a percent of a 1B model's step). A bare
 BPE `tokenizer.json` (like ../shared's Llama 3 one) gets Llama 3's `<|begin_of_text|>` and
 `<|end_of_text|>` added first, so both trainers have the same 128,002-token vocabulary and EOS.
+That size is not a multiple of 8, which slows every product with the LM head on a GPU unless the
+trainer pads it (shardforge's fused loss does; torchtitan does not). `--reserved-tokens 254` adds
+Llama 3's other special-token slots, giving its real, aligned 128,256 tokens.
 
 Attention: plain causal on both sides, torchtitan's default. shardforge's per-document masking
 (on by default) is switched off here: as a dense mask it keeps SDPA off FlashAttention.
@@ -79,14 +82,17 @@ def gather_text(work: Path) -> list[Path]:
 BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
 
 
-def prepare_tokenizer(src: Path, work: Path) -> Path:
+def prepare_tokenizer(src: Path, work: Path, reserved: int = 0) -> Path:
     """`src` in a directory of its own, with Llama 3's BOS and EOS added as special tokens when it
-    lacks them (a bare BPE `tokenizer.json` has none), and a `tokenizer_config.json` naming them:
-    both trainers then mark documents alike, and torchtitan finds the layout it expects."""
+    lacks them (a bare BPE `tokenizer.json` has none), then `reserved` more placeholder special
+    tokens, and a `tokenizer_config.json` naming BOS and EOS: both trainers then mark documents
+    alike, and torchtitan finds the layout it expects."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(src))
     missing = [t for t in (BOS, EOS) if tok.token_to_id(t) is None]
+    missing += [f"<|reserved_special_token_{i}|>" for i in range(reserved)]
+    missing = [t for t in missing if tok.token_to_id(t) is None]
     if missing:
         tok.add_special_tokens(missing)
     out = work / "tokenizer"
@@ -125,10 +131,16 @@ def run_shardforge(args: argparse.Namespace, work: Path, text: list[Path]) -> di
         "tensorboard": False,
         "log_every": 1,
         "parallel": {"compile": args.compile, "param_dtype": args.param_dtype},
+        "profile_at": args.profile_at,
     }
     cfg_path = work / "sf-train.json"
     cfg_path.write_text(json.dumps(cfg, indent=1))
     subprocess.run([sys.executable, "-m", "shardforge.cli", "train", str(cfg_path)], check=True)
+    top_ops = work / "sf-run" / "profile" / "top_ops.txt"
+    if top_ops.exists():
+        print(
+            f"shardforge, steps {args.profile_at}-{args.profile_at + 1}, by device time:\n{top_ops.read_text()}"
+        )
     rows = [json.loads(line) for line in (work / "sf-run" / "metrics.jsonl").read_text().splitlines()]
     steady = [r for r in rows if r["step"] > args.warmup]
     mfu = [r["mfu"] for r in steady if r.get("mfu") is not None]
@@ -187,7 +199,15 @@ def torchtitan_command(
         f"llama3_args['sf_bench'] = TransformerModelArgs(**{fields!r})\n"
     )
     cmd = [
-        *("torchrun", "--standalone", "--nproc_per_node=1", "-m", "torchtitan.train"),
+        *(
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=1",
+            "-m",
+            "torchtitan.train",
+        ),
         *("--experimental.custom_import", "sf_bench_flavor"),
         *("--model.name", "llama3", "--model.flavor", "sf_bench", "--model.hf_assets_path", str(tok_dir)),
         *("--training.dataset", "c4_test", "--training.dataset_path", str(data)),
@@ -239,6 +259,13 @@ def main() -> None:
     ap.add_argument("--param-dtype", default="bfloat16", help="shardforge's parameter dtype")
     ap.add_argument("--no-kernels", dest="kernels", action="store_false", help="plain PyTorch layers")
     ap.add_argument("--no-compile", dest="compile", action="store_false", help="no torch.compile")
+    ap.add_argument(
+        "--reserved-tokens",
+        type=int,
+        default=0,
+        help="placeholder special tokens added after BOS and EOS (254 gives Llama 3's own 128,256-token vocabulary)",
+    )
+    ap.add_argument("--profile-at", type=int, default=0, help="profile shardforge's steps N and N+1")
     ap.add_argument("--skip", nargs="*", default=[], choices=["shardforge", "torchtitan"])
     ap.add_argument("--work", type=Path, default=None, help="work directory (default: a new temporary one)")
     args = ap.parse_args()
@@ -251,7 +278,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="sf-trainer-gpu-"))
     work.mkdir(parents=True, exist_ok=True)
     text = gather_text(work)
-    args.tokenizer = prepare_tokenizer(args.tokenizer, work)
+    args.tokenizer = prepare_tokenizer(args.tokenizer, work, args.reserved_tokens)
     results = []
     if "shardforge" not in args.skip:
         results.append(run_shardforge(args, work, text))
