@@ -7,7 +7,8 @@ run appends its rows to bench/out/kernels.csv with the device, versions and date
     python bench/kernels.py --dry-run  # tiny sizes on CPU under TRITON_INTERPRET=1: checks the script
 
 RMSNorm and SwiGLU are also compared with the memory-bandwidth floor: the bytes each pass must move
-once, over the device's measured copy bandwidth.
+once, over the device's measured copy bandwidth, against the device's busy time (kernel durations
+from the profiler).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main() -> None:
     rows = bench.run_all()
     out = HERE / "out" / ("kernels-dry-run.csv" if args.dry_run else "kernels.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and out.open().readline().strip() != ",".join(rows[0]):
+        out.rename(out.with_suffix(".old.csv"))  # written by a version with other columns
     new = not out.exists()
     with out.open("a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -123,6 +126,28 @@ class Bench:
         t.cuda.synchronize()
         return float(statistics.median(start.elapsed_time(end) for start, end in events))
 
+    def device_ms(self, fn: Callable[[], Any]) -> float:
+        """The device's busy time for one call: every kernel's duration from the profiler, summed,
+        with the gaps while the host launches the next one left out. NaN without a GPU."""
+        if not self.cuda:
+            return float("nan")
+        t = self.torch
+        from torch.profiler import ProfilerActivity, profile
+
+        fn()
+        t.cuda.synchronize()
+        try:
+            # Device activity only: host ops would count their kernels' time a second time.
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(self.repeats):
+                    fn()
+                t.cuda.synchronize()
+            total_us = sum(e.self_device_time_total for e in prof.key_averages())
+        except Exception as e:  # the wall-clock figures stand without it
+            print(f"device time not measured: {type(e).__name__}: {e}")
+            return float("nan")
+        return float(total_us / self.repeats / 1e3)
+
     def measure(
         self,
         op: str,
@@ -150,6 +175,7 @@ class Bench:
             with t.no_grad():
                 fwd_ms = self.median_ms(run_fwd)
             both_ms = self.median_ms(run_both)
+            device_ms = self.device_ms(run_both)
             peak = float("nan")
             if self.cuda:
                 t.cuda.synchronize()
@@ -160,7 +186,7 @@ class Bench:
                 peak = (t.cuda.max_memory_allocated() - base) / 2**20
             note = ""
         except Exception as e:  # a peer without this op, or an API change: recorded, not fatal
-            fwd_ms = both_ms = peak = float("nan")
+            fwd_ms = both_ms = device_ms = peak = float("nan")
             note = f"{type(e).__name__}: {str(e)[:80]}"
         fb, bb = floor_bytes
         floor_fwd = fb / (self.copy_gbps * 1e9) * 1e3 if fb else float("nan")
@@ -176,10 +202,15 @@ class Bench:
             "floor_fwd_bwd_ms": round(floor_both, 4),
             "copy_gbps": round(self.copy_gbps, 1),
             "note": note,
+            "fwd_bwd_device_ms": round(device_ms, 4),
         }
-        frac = floor_both / both_ms if both_ms == both_ms and floor_both == floor_both else float("nan")
+        # Against the device time: at these sizes a pass is about as long as a kernel launch from
+        # Python, so the wall-clock median also measures the host.
+        frac = floor_both / device_ms if device_ms == device_ms and floor_both == floor_both else float("nan")
         print(
-            f"{op:22s} {impl:18s} fwd {fwd_ms:9.3f} ms  fwd+bwd {both_ms:9.3f} ms  peak {peak:9.1f} MiB"
+            f"{op:22s} {impl:18s} fwd {fwd_ms:9.3f} ms  fwd+bwd {both_ms:9.3f} ms"
+            + (f" (device {device_ms:.3f})" if device_ms == device_ms else "")
+            + f"  peak {peak:9.1f} MiB"
             + (f"  {frac:5.1%} of bandwidth floor" if frac == frac else "")
             + (f"  ({note})" if note else "")
         )
