@@ -16,10 +16,10 @@ trains on it tokenized once into a token dataset; torchtitan reads the same JSON
 `c4_test` loader with `--training.dataset_path` and tokenizes on the fly with the same
 `tokenizer.json` (so its time includes tokenizing, about a percent of a 1B model's step). A bare
 BPE `tokenizer.json` (like ../shared's Llama 3 one) gets Llama 3's `<|begin_of_text|>` and
-`<|end_of_text|>` added first, so both trainers have the same 128,002-token vocabulary and EOS.
-That size is not a multiple of 8, which slows every product with the LM head on a GPU unless the
-trainer pads it (shardforge's fused loss does; torchtitan does not). `--reserved-tokens 254` adds
-Llama 3's other special-token slots, giving its real, aligned 128,256 tokens.
+`<|end_of_text|>`, then its 254 other special-token slots as placeholders, so both trainers have
+Llama 3's 128,256-token vocabulary and EOS. `--reserved-tokens 0` leaves 128,002 tokens: a size
+that is not a multiple of 8, which slows every product with the LM head on a GPU unless the trainer
+pads it (shardforge's fused loss does; torchtitan does not).
 
 Attention: plain causal on both sides, torchtitan's default. shardforge's per-document masking
 (on by default) is switched off here: as a dense mask it keeps SDPA off FlashAttention.
@@ -59,6 +59,7 @@ HEADER = [
     "size",
     "seq_len",
     "batch",
+    "vocab",
     "tokens_per_s",
     "mfu",
 ]
@@ -262,8 +263,8 @@ def main() -> None:
     ap.add_argument(
         "--reserved-tokens",
         type=int,
-        default=0,
-        help="placeholder special tokens added after BOS and EOS (254 gives Llama 3's own 128,256-token vocabulary)",
+        default=254,
+        help="placeholder special tokens after BOS and EOS (default 254: Llama 3's 128,256-token vocabulary)",
     )
     ap.add_argument("--profile-at", type=int, default=0, help="profile shardforge's steps N and N+1")
     ap.add_argument("--skip", nargs="*", default=[], choices=["shardforge", "torchtitan"])
@@ -285,7 +286,12 @@ def main() -> None:
     if "torchtitan" not in args.skip:
         results.append(run_torchtitan(args, work, text))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    print(f"\n{args.size}, seq_len {args.seq_len}, batch {args.batch}, {args.steps} steps, {device}")
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(args.tokenizer)).get_vocab_size()
+    print(
+        f"\n{args.size}, vocab {vocab:,}, seq_len {args.seq_len}, batch {args.batch}, {args.steps} steps, {device}"
+    )
     print("| engine | tokens/s | MFU | peak memory GiB |\n|---|---|---|---|")
     for r in results:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
@@ -297,6 +303,8 @@ def main() -> None:
         )
     out = HERE / "out" / "trainer_gpu.csv"
     out.parent.mkdir(exist_ok=True)
+    if out.exists() and out.open().readline().strip() != ",".join(HEADER):
+        out.rename(out.with_suffix(".old.csv"))  # written by a version with other columns
     new = not out.exists()
     with open(out, "a", newline="") as f:
         w = csv.writer(f)
@@ -304,7 +312,7 @@ def main() -> None:
             w.writerow(HEADER)
         for r in results:
             row = [datetime.date.today(), device, torch.__version__, shardforge.__version__, r["engine"]]
-            w.writerow([*row, args.size, args.seq_len, args.batch, round(r["tokens_per_s"]), r["mfu"]])
+            w.writerow([*row, args.size, args.seq_len, args.batch, vocab, round(r["tokens_per_s"]), r["mfu"]])
     print(f"rows appended to {out}; work dir {work}")
 
 
