@@ -24,7 +24,7 @@ pads it (shardforge's fused loss does; torchtitan does not).
 Attention: plain causal on both sides, torchtitan's default. shardforge's per-document masking
 (on by default) is switched off here: as a dense mask it keeps SDPA off FlashAttention.
 
-Precision: shardforge runs `param_dtype="bfloat16"` (FSDP2 on a one-rank mesh); torchtitan on
+Precision: shardforge runs `param_dtype="bfloat16"` (bf16 parameters, fp32 master weights); torchtitan on
 one GPU keeps fp32 weights under bf16 autocast (`--training.mixed_precision_param` applies only
 under FSDP).
 

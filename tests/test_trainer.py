@@ -160,27 +160,47 @@ def test_an_interrupted_run_resumes_bit_identically(tiny_dataset: Path, tmp_path
 
 # Dynamo reads `.grad` of FSDP's unsharded parameters while tracing; torch warns, we don't care.
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
-def test_one_process_applies_param_dtype_through_a_one_rank_fsdp_mesh(
+def test_one_process_trains_bf16_parameters_against_fp32_master_weights(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:
-    # A single GPU run asks for bf16 parameters; it used to train in fp32 because only the
-    # distributed path applied `param_dtype`.
-    bf16 = {"parallel": {"param_dtype": "bfloat16"}}
-    train(loop_config(tiny_dataset, tmp_path / "fp32", steps=8), quiet=True)
+    bf16 = {"parallel": {"param_dtype": "bfloat16"}, "grad_accum": 2}
+    train(loop_config(tiny_dataset, tmp_path / "fp32", steps=8, grad_accum=2), quiet=True)
     train(loop_config(tiny_dataset, tmp_path / "bf16", steps=8, **bf16), quiet=True)
-    assert not torch.distributed.is_initialized()  # the one-rank group ends with the run
+    assert not torch.distributed.is_initialized()  # no process group: no FSDP on one process
     fp32 = [m["loss"] for m in metrics(tmp_path / "fp32")]
     half = [m["loss"] for m in metrics(tmp_path / "bf16")]
     assert half != fp32 and max(abs(a - b) for a, b in zip(half, fp32, strict=True)) < 0.05
-    # It checkpoints and resumes like any FSDP run: 8 steps in one go equal 6 + resume.
+    # The same arithmetic as FSDP2's mixed precision on a one-rank mesh (bf16 compute copies of
+    # fp32 weights, fp32 gradients, accumulated in fp32 over the two batches of a step), so the
+    # same losses to the bit.
+    store = torch.distributed.HashStore()  # type: ignore[attr-defined]
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        train(loop_config(tiny_dataset, tmp_path / "fsdp", steps=8, **bf16), quiet=True)
+    finally:
+        torch.distributed.destroy_process_group()
+    fsdp = [m["loss"] for m in metrics(tmp_path / "fsdp")]
+    assert half == fsdp
+    # The checkpoint holds the fp32 master weights, and resuming from it is exact: 8 steps in
+    # one go equal 6 + resume.
+    model = Transformer(
+        model_config("debug", **({"vocab_size": 512} | loop_config(tiny_dataset, tmp_path).model_overrides))
+    )
+    opt = torch.optim.AdamW(param_groups(model, 0.1))
+    checkpoint.load(tmp_path / "bf16" / "checkpoints" / "step_00000008", model, opt)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert any((p != p.to(torch.bfloat16).float()).any() for p in model.parameters())
     cut = loop_config(tiny_dataset, tmp_path / "cut", steps=8, **bf16)
     train(cut, stop_after=6, quiet=True)
     train(cut, quiet=True)
     assert [m["loss"] for m in metrics(tmp_path / "cut")] == half
-    # `compile` takes the same path: compiled fp32 blocks give the eager losses.
+    # `compile` applies without a mesh too: compiled fp32 blocks give the eager losses.
     train(loop_config(tiny_dataset, tmp_path / "compiled", steps=8, parallel={"compile": True}), quiet=True)
     compiled = [m["loss"] for m in metrics(tmp_path / "compiled")]
-    assert max(abs(a - b) for a, b in zip(compiled, fp32, strict=True)) < 1e-4
+    fp32_1 = loop_config(tiny_dataset, tmp_path / "fp32_1", steps=8)
+    train(fp32_1, quiet=True)
+    eager = [m["loss"] for m in metrics(tmp_path / "fp32_1")]
+    assert max(abs(a - b) for a, b in zip(compiled, eager, strict=True)) < 1e-4
 
 
 def test_a_non_finite_loss_skips_the_step(

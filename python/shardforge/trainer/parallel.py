@@ -68,12 +68,6 @@ class ParallelConfig:
     compile: bool = False
     param_dtype: str = "float32"  # "bfloat16" on GPUs
 
-    @property
-    def needs_fsdp(self) -> bool:
-        """Whether even one process must run under FSDP2: `param_dtype` and `compile` are applied
-        there (`parallelize`)."""
-        return self.param_dtype != "float32" or self.compile
-
     def __post_init__(self) -> None:
         activation_checkpointing.mode_of(self.activation_checkpointing)  # names a wrong value
         if self.sequence_parallel and (self.tp < 2 or self.pp > 1):
@@ -86,6 +80,13 @@ def build_mesh(cfg: ParallelConfig, world_size: int, device_type: str) -> Device
     if cfg.pp * dp * cfg.tp != world_size:
         raise ValueError(f"pp {cfg.pp} x dp {dp} x tp {cfg.tp} != world size {world_size}")
     return init_device_mesh(device_type, (cfg.pp, dp, cfg.tp), mesh_dim_names=("pp", "dp", "tp"))
+
+
+def compile_blocks(layers: nn.Module) -> None:
+    """`torch.compile` each block of `layers` in place (torchtitan's granularity: one graph per
+    block, reused by every block of the same shape)."""
+    for name, block in list(layers.named_children()):
+        layers.register_module(name, torch.compile(block))  # type: ignore[arg-type]
 
 
 def parallelize(
@@ -144,8 +145,7 @@ def parallelize(
             )
     activation_checkpointing.apply(layers, cfg.activation_checkpointing)
     if cfg.compile:
-        for name, block in list(layers.named_children()):
-            layers.register_module(name, torch.compile(block))  # type: ignore[arg-type]
+        compile_blocks(layers)
     dtype = getattr(torch, cfg.param_dtype)
     mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
     dp_mesh = mesh["dp"]

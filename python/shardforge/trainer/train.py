@@ -45,9 +45,10 @@ from torch.distributed.tensor import DTensor
 from shardforge.loader import Loader
 from shardforge.trainer import activation_checkpointing, checkpoint
 from shardforge.trainer.config import model_config
+from shardforge.trainer.master_weights import MasterWeights
 from shardforge.trainer.model import Transformer, materialize
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
-from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, parallelize
+from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, compile_blocks, parallelize
 from shardforge.trainer.profiling import StepProfiler
 
 Batch = dict[str, torch.Tensor]
@@ -94,29 +95,15 @@ class TrainConfig:
     profile_steps: int = 2
     seed: int = 0
     # ParallelConfig fields (dp, tp, pp, pp_schedule, pp_microbatches, activation_checkpointing,
-    # compile, param_dtype); a single process applies compile and param_dtype on a one-rank mesh.
+    # compile, param_dtype); a single process applies compile itself and param_dtype through fp32
+    # master weights (`master_weights.py`), with no process group.
     parallel: dict[str, Any] = field(default_factory=dict)
 
 
 def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train (or resume) and return the last step's metrics. `stop_after` ends this run after that
     many steps, as an interruption would."""
-    # One process still runs under FSDP2 when it asks for `param_dtype` or `compile`, since that is
-    # where both are applied: a one-rank group and mesh, which this call creates and ends.
-    pcfg = ParallelConfig(**cfg.parallel)
-    single = int(os.environ.get("WORLD_SIZE", 1)) == 1 and not dist.is_initialized()
-    own_group = single and pcfg.needs_fsdp
-    if own_group:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # NCCL binds to it
-        store = dist.HashStore()  # type: ignore[attr-defined]  # exported, but not in torch's stubs
-        dist.init_process_group(backend, store=store, rank=0, world_size=1)
-    try:
-        return _train(cfg, stop_after, quiet)
-    finally:
-        if own_group:
-            dist.destroy_process_group()
+    return _train(cfg, stop_after, quiet)
 
 
 def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, Any]:
@@ -141,7 +128,8 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
     # What this rank trains, checkpoints and clips: the model, or its pipeline stages' part of it.
     part: torch.nn.Module = model
     pcfg, mesh, pipe, dp_rank, dp = ParallelConfig(**cfg.parallel), None, None, 0, 1
-    if dist.is_initialized() and (world > 1 or pcfg.needs_fsdp):
+    # One process trains without a mesh unless its caller made a process group.
+    if dist.is_initialized():
         mesh = build_mesh(pcfg, world, device.type)
         dp_rank, dp = mesh["dp"].get_local_rank(), mesh["dp"].size()
     # Tensor- and pipeline-parallel ranks read the same batches: the loader's ranks are the
@@ -156,6 +144,14 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
         activation_checkpointing.apply(model.layers, pcfg.activation_checkpointing)
     # Seeded by name, the same on every rank whatever it holds (see `init_parameters`).
     materialize(pipe.stage_modules if pipe is not None else [model], part, mcfg, cfg.seed, device)
+    # Without a mesh, `param_dtype` and `compile` apply here rather than in `parallelize`: the
+    # optimizer, clipping and checkpoints then see the fp32 twin.
+    twin = None
+    if mesh is None and pcfg.param_dtype != "float32":
+        twin = MasterWeights(model, getattr(torch, pcfg.param_dtype))
+        part = twin.master
+    if mesh is None and pcfg.compile:
+        compile_blocks(model.layers)
     # On a GPU, one fused kernel does the whole update (torchtitan's default too); the CPU keeps
     # the per-parameter loop.
     opt = torch.optim.AdamW(
@@ -167,7 +163,7 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
     ckpts = out / "checkpoints"
     last = checkpoint.list_checkpoints(ckpts)
     if last:
-        st = _restore(last[-1], part, opt, loader)
+        st = _restore(last[-1], part, opt, loader, twin)
     elif cfg.steps > 0:
         checkpoint.save(ckpts, 0, part, opt, st.extra(loader, cfg), cfg.keep_checkpoints)
         opt.state.clear()  # saving fills AdamW's state with a zero step; the first real step starts it
@@ -198,7 +194,7 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_scale", 1.0)  # μP: hidden matrices get less
             if pipe is None:
-                loss_sum = _accumulate(model, batches, cfg.grad_accum, device)
+                loss_sum = _accumulate(model, batches, cfg.grad_accum, device, twin)
             else:
                 loss_sum = _pipeline_step(pipe, batches, cfg.grad_accum, device)
             # Norms computed once, kept on the device (no host sync per parameter), then clipped by.
@@ -220,6 +216,8 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
                 st.skipped[skip] += 1
             else:
                 opt.step()
+                if twin is not None:
+                    twin.copy_to_model()
                 st.grad_norms.append(grad_norm)
             opt.zero_grad(set_to_none=True)
             st.step += 1
@@ -258,7 +256,7 @@ def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, A
                 if good:
                     rollbacks, scale = st.rollbacks + 1, st.lr_scale * cfg.rollback_lr_factor
                     skipped = st.skipped  # the abandoned stretch's skips still happened
-                    st = _restore(good[-1], part, opt, loader)
+                    st = _restore(good[-1], part, opt, loader, twin)
                     st.rollbacks, st.lr_scale, st.skipped = rollbacks, scale, skipped
                     batches = iter(loader)
                     rolled_back_to = st.step
@@ -359,8 +357,12 @@ class _State:
         }
 
 
-def _restore(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, loader: Loader) -> _State:
+def _restore(
+    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, loader: Loader, twin: MasterWeights | None
+) -> _State:
     extra = checkpoint.load(path, model, opt)
+    if twin is not None:
+        twin.copy_to_model()
     if extra["step"] == 0:
         opt.state.clear()  # as in a fresh run: the saved state is a placeholder
     loader.load_state_dict(extra["loader"])
@@ -414,13 +416,22 @@ def _garbage_between_steps(every: int) -> Iterator[Callable[[int], None]]:
             gc.enable()
 
 
-def _accumulate(model: Transformer, batches: Iterator[Batch], grad_accum: int, device: torch.device) -> float:
-    """Forward and backward over `grad_accum` loader batches; their mean loss, averaged over ranks."""
+def _accumulate(
+    model: Transformer,
+    batches: Iterator[Batch],
+    grad_accum: int,
+    device: torch.device,
+    twin: MasterWeights | None,
+) -> float:
+    """Forward and backward over `grad_accum` loader batches; their mean loss, averaged over ranks.
+    With master weights, each backward's gradients go to the fp32 twin at once."""
     loss_sum = 0.0
     for _ in range(grad_accum):
         b = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         loss = model.loss(b["input_ids"], b["labels"], b["position_ids"]) / grad_accum
         torch.autograd.backward(loss)
+        if twin is not None:
+            twin.take_grads()
         loss_sum += _mean_over_ranks(loss.detach())
     return loss_sum
 
