@@ -216,6 +216,16 @@ class Bench:
         )
         return row
 
+    def leaf(self, *shape: int, scale: float = 1.0) -> Any:
+        """A fresh random input that takes gradients."""
+        t = self.torch
+        return (t.randn(*shape, device=self.device, dtype=self.dtype) * scale).requires_grad_()
+
+    def ce_inputs(self) -> list[Any]:
+        """Hidden states and an LM head of the benchmark's sizes."""
+        s = self.s
+        return [self.leaf(s.tokens, s.hidden), self.leaf(s.vocab, s.hidden, scale=s.hidden**-0.5)]
+
     def run_all(self) -> list[dict[str, Any]]:
         t, s, dev, dt = self.torch, self.s, self.device, self.dtype
         from shardforge import kernels as sk
@@ -231,8 +241,7 @@ class Bench:
         rows: list[dict[str, Any]] = []
         print(f"{self.meta}  copy bandwidth {self.copy_gbps:.0f} GB/s")
 
-        def leaf(*shape: int, scale: float = 1.0) -> Any:
-            return (t.randn(*shape, device=dev, dtype=dt) * scale).requires_grad_()
+        leaf = self.leaf
 
         # RMSNorm: forward reads x, writes y; backward reads dy and x, writes dx (weights are noise).
         n, h = s.tokens, s.hidden
@@ -295,9 +304,6 @@ class Bench:
         v = s.vocab
         labels = t.randint(0, v, (n,), device=dev)
 
-        def ce_in() -> list[Any]:
-            return [leaf(n, h), leaf(v, h, scale=h**-0.5)]
-
         def unfused(x: Any, w: Any) -> Any:
             return t.nn.functional.cross_entropy((x @ w.T).float(), labels)
 
@@ -308,7 +314,7 @@ class Bench:
         ]
         if self.liger:
             impls.append(("liger", lambda x, w: self.liger.liger_fused_linear_cross_entropy(x, w, labels)))
-        rows += [self.measure("linear_cross_entropy", name, ce_in, f, (0, 0)) for name, f in impls]
+        rows += [self.measure("linear_cross_entropy", name, self.ce_inputs, f, (0, 0)) for name, f in impls]
         return rows
 
     def ce_sweep(self) -> None:
@@ -328,12 +334,7 @@ class Bench:
                 self.measure(
                     "linear_cross_entropy",
                     f"chunk {chunk} block {block}",
-                    lambda: [
-                        (t.randn(s.tokens, s.hidden, device=self.device, dtype=self.dtype)).requires_grad_(),
-                        (
-                            t.randn(s.vocab, s.hidden, device=self.device, dtype=self.dtype) * s.hidden**-0.5
-                        ).requires_grad_(),
-                    ],
+                    self.ce_inputs,
                     lambda x, w, c=chunk: sk.fused_linear_cross_entropy(x, w, labels, chunk_rows=c),
                     (0, 0),
                 )

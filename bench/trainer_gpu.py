@@ -91,9 +91,8 @@ def prepare_tokenizer(src: Path, work: Path, reserved: int = 0) -> Path:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(src))
-    missing = [t for t in (BOS, EOS) if tok.token_to_id(t) is None]
-    missing += [f"<|reserved_special_token_{i}|>" for i in range(reserved)]
-    missing = [t for t in missing if tok.token_to_id(t) is None]
+    wanted = [BOS, EOS] + [f"<|reserved_special_token_{i}|>" for i in range(reserved)]
+    missing = [t for t in wanted if tok.token_to_id(t) is None]
     if missing:
         tok.add_special_tokens(missing)
     out = work / "tokenizer"

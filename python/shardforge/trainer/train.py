@@ -103,10 +103,6 @@ class TrainConfig:
 def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train (or resume) and return the last step's metrics. `stop_after` ends this run after that
     many steps, as an interruption would."""
-    return _train(cfg, stop_after, quiet)
-
-
-def _train(cfg: TrainConfig, stop_after: int | None, quiet: bool) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", 0))
