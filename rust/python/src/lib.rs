@@ -83,9 +83,17 @@ mod _core {
         };
         let result = py.detach(|| {
             std::thread::scope(|s| {
-                let worker = s.spawn(|| job(&ctl));
+                // The worker wakes this thread when it is done: a plain sleep made every call
+                // last a whole number of ticks (a 60 ms job took 100 ms).
+                let watcher = std::thread::current();
+                let ctl = &ctl;
+                let worker = s.spawn(move || {
+                    let out = job(ctl);
+                    watcher.unpark();
+                    out
+                });
                 while !worker.is_finished() {
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::park_timeout(Duration::from_millis(100));
                     Python::attach(|py| {
                         // Signals are only seen on the main thread, which is this one.
                         let step = py.check_signals().and_then(|()| match progress {
