@@ -95,6 +95,17 @@ fn main() {
         }
     });
     println!("classic end to end {r:8.1} MB/s of raw text");
+    let sk = shardforge_core::sketch::Sketcher::new(&shardforge_core::sketch::SketchConfig {
+        method: shardforge_core::sketch::SketchMethod::OnePermutation,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = median_mbps(bytes, || {
+        for t in &texts {
+            sk.sign(t, &mut scratch, &mut sig);
+        }
+    });
+    println!("oph end to end     {r:8.1} MB/s of raw text");
     for scheme in [Scheme::Affine32, Scheme::Legacy] {
         let perms = Permutations::new(128, 1, scheme);
         let inputs: Vec<Vec<u32>> = shingles

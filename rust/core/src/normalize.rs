@@ -44,13 +44,30 @@ pub fn normalize_with(
     out: &mut String,
 ) {
     out.clear();
-    out.reserve(text.len());
-    for_each_word(text, cfg, scratch, |w| {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(w);
+    out.reserve(text.len() + WORD_PAD);
+    for_each_padded_word(text, cfg, scratch, |padded, len| {
+        push_padded_word(out, padded, len);
     });
+}
+
+/// Appends a word from `for_each_padded_word` to `out`, after a space unless `out` is empty. A
+/// word of up to 16 bytes is copied as 16 bytes and the tail cut off: a fixed-size copy instead of
+/// a `memcpy` call per word.
+#[inline]
+pub(crate) fn push_padded_word(out: &mut String, padded: &[u8], len: usize) {
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    // SAFETY: of the bytes appended, only `padded[..len]` stays, and that is a whole word, valid
+    // UTF-8 (see `for_each_word`); nothing reads `out` in between.
+    let bytes = unsafe { out.as_mut_vec() };
+    if len <= WORD_PAD {
+        let end = bytes.len() + len;
+        bytes.extend_from_slice(&padded[..WORD_PAD]);
+        bytes.truncate(end);
+    } else {
+        bytes.extend_from_slice(&padded[..len]);
+    }
 }
 
 #[must_use]
@@ -81,6 +98,25 @@ pub fn for_each_word(
     scratch: &mut WordScratch,
     mut f: impl FnMut(&str),
 ) {
+    for_each_padded_word(text, cfg, scratch, |padded, len| {
+        // SAFETY: `padded[..len]` is a whole word: ASCII bytes, or a run of the decoded text split
+        // at spaces, so valid UTF-8 either way.
+        f(unsafe { std::str::from_utf8_unchecked(&padded[..len]) });
+    });
+}
+
+/// Bytes that stay readable after every word `for_each_padded_word` hands out.
+pub const WORD_PAD: usize = 16;
+
+/// `for_each_word`, with each word given as `(padded, len)`: the word is `padded[..len]`, and
+/// `padded` holds `WORD_PAD` more bytes after it (whatever follows in the mapped text, then zeros).
+/// A word hash can then load 16 bytes and mask them instead of branching on the length.
+pub fn for_each_padded_word(
+    text: &str,
+    cfg: &NormalizeConfig,
+    scratch: &mut WordScratch,
+    mut f: impl FnMut(&[u8], usize),
+) {
     let WordScratch {
         table,
         mapped,
@@ -105,14 +141,14 @@ pub fn for_each_word(
     let table = &table.as_ref().expect("set just above").1;
     let bytes = text.as_bytes();
     map_bytes(bytes, cfg, table, mapped, masks, non_ascii);
+    // Most documents are all ASCII: then no run needs its bitmap range checked.
+    let any_non_ascii = non_ascii.iter().any(|&m| m != 0);
     let mut emit = |start: usize, end: usize| {
-        if any_bit(non_ascii, start, end) {
+        if any_non_ascii && any_bit(non_ascii, start, end) {
             // Runs end at ASCII bytes, so `start..end` lies on char boundaries.
-            push_words(&text[start..end], cfg, table, run);
-            run.split(' ').filter(|w| !w.is_empty()).for_each(&mut f);
+            decoded_words(&text[start..end], cfg, table, run, &mut f);
         } else {
-            // SAFETY: the table maps ASCII bytes to ASCII bytes, so the mapped run is ASCII too.
-            f(unsafe { std::str::from_utf8_unchecked(&mapped[start..end]) });
+            f(&mapped[start..end + WORD_PAD], end - start);
         }
     };
     // Runs of word bytes (non-zero after mapping), found 64 bytes at a time: bit i of `words` is
@@ -150,6 +186,32 @@ pub fn for_each_word(
     }
 }
 
+/// The words of a run that holds non-ASCII bytes, decoded char by char (kept out of line: the
+/// word loop inlines only the ASCII path, which nearly every word takes).
+#[cold]
+#[inline(never)]
+fn decoded_words(
+    text: &str,
+    cfg: &NormalizeConfig,
+    table: &[u8; 256],
+    run: &mut String,
+    f: &mut impl FnMut(&[u8], usize),
+) {
+    push_words(text, cfg, table, run);
+    let body = run.len();
+    run.extend(std::iter::repeat_n('\0', WORD_PAD));
+    let run = run.as_bytes();
+    let mut from = 0;
+    for (i, &b) in run[..body].iter().chain(std::iter::once(&b' ')).enumerate() {
+        if b == b' ' {
+            if i > from {
+                f(&run[from..i + WORD_PAD], i - from);
+            }
+            from = i + 1;
+        }
+    }
+}
+
 pub(crate) fn is_separator(c: char, strip_punctuation: bool) -> bool {
     c.is_whitespace() || c.is_control() || (strip_punctuation && is_punct_or_symbol(c))
 }
@@ -171,14 +233,19 @@ fn is_mark(c: char) -> bool {
         | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0x3099..=0x309A | 0xFE20..=0xFE2F)
 }
 
-/// Whether any bit `start..end` is set in the bitmap `masks`.
+/// Whether any bit `start..end` (not empty) is set in the bitmap `masks`. Nearly every word lies
+/// within one 64-bit mask, which takes one test.
+#[inline]
 fn any_bit(masks: &[u64], start: usize, end: usize) -> bool {
-    (start / 64..end.div_ceil(64)).any(|c| {
-        let lo = start.max(c * 64) - c * 64;
-        let hi = end.min(c * 64 + 64) - c * 64;
-        let range = (u64::MAX >> (64 - (hi - lo))) << lo;
-        masks[c] & range != 0
-    })
+    let (first, last) = (start / 64, (end - 1) / 64);
+    let from = u64::MAX << (start % 64);
+    let to = u64::MAX >> (63 - (end - 1) % 64);
+    if first == last {
+        return masks[first] & from & to != 0;
+    }
+    masks[first] & from != 0
+        || masks[first + 1..last].iter().any(|&m| m != 0)
+        || masks[last] & to != 0
 }
 
 /// Maps `bytes` through `table` into `mapped`. Bit i of `words[i / 64]` is set when byte i belongs
@@ -192,10 +259,11 @@ fn map_bytes(
     non_ascii: &mut Vec<u64>,
 ) {
     mapped.clear();
-    mapped.resize(bytes.len(), 0);
+    // Zeros after the text: `for_each_padded_word`'s `WORD_PAD`.
+    mapped.resize(bytes.len() + WORD_PAD, 0);
     words.clear();
     non_ascii.clear();
-    for (src, dst) in bytes.chunks(64).zip(mapped.chunks_mut(64)) {
+    for (src, dst) in bytes.chunks(64).zip(mapped[..bytes.len()].chunks_mut(64)) {
         #[cfg(target_arch = "x86_64")]
         if let Ok(src64) = <&[u8; 64]>::try_from(src) {
             let dst64: &mut [u8; 64] = dst.try_into().expect("chunks of equal length");
@@ -409,10 +477,35 @@ mod tests {
         let mut out = String::new();
         for doc in 0..3000 {
             let len = next(if doc % 10 == 0 { 400 } else { 60 });
-            let text: String = (0..len).map(|_| pieces[next(pieces.len())]).collect();
+            // Every fourth text is ASCII only (the path that skips the non-ASCII bitmap), and
+            // every eighth has few separators, so words run past 16 bytes.
+            let choices = match doc % 8 {
+                1 | 5 => 11,
+                3 => 6,
+                _ => pieces.len(),
+            };
+            let text: String = (0..len).map(|_| pieces[next(choices)]).collect();
             for cfg in &cfgs {
                 normalize_with(&text, cfg, &mut scratch, &mut out);
                 assert_eq!(out, reference(&text, cfg), "{text:?} {cfg:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn any_bit_matches_bit_by_bit() {
+        let mut state = 99u64;
+        let masks: Vec<u64> = (0..4)
+            .map(|i| {
+                let m = crate::minhash::splitmix64(&mut state);
+                // Sparse masks, so that ranges with no bit set are common.
+                m & crate::minhash::splitmix64(&mut state) & u64::from(i != 2).wrapping_neg()
+            })
+            .collect();
+        for start in 0..256 {
+            for end in start + 1..=256 {
+                let naive = (start..end).any(|i| masks[i / 64] >> (i % 64) & 1 == 1);
+                assert_eq!(any_bit(&masks, start, end), naive, "{start}..{end}");
             }
         }
     }
