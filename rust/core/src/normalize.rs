@@ -143,14 +143,19 @@ pub fn for_each_padded_word(
     map_bytes(bytes, cfg, table, mapped, masks, non_ascii);
     // Most documents are all ASCII: then no run needs its bitmap range checked.
     let any_non_ascii = non_ascii.iter().any(|&m| m != 0);
-    let mut emit = |start: usize, end: usize| {
-        if any_non_ascii && any_bit(non_ascii, start, end) {
-            // Runs end at ASCII bytes, so `start..end` lies on char boundaries.
-            decoded_words(&text[start..end], cfg, table, run, &mut f);
-        } else {
-            f(&mapped[start..end + WORD_PAD], end - start);
-        }
-    };
+    // A macro rather than a closure: the word loop must inline it (and `f`), which a closure call
+    // did not get in every build.
+    macro_rules! emit {
+        ($start:expr, $end:expr) => {{
+            let (start, end): (usize, usize) = ($start, $end);
+            if any_non_ascii && any_bit(non_ascii, start, end) {
+                // Runs end at ASCII bytes, so `start..end` lies on char boundaries.
+                decoded_words(&text[start..end], cfg, table, run, &mut f);
+            } else {
+                f(&mapped[start..end + WORD_PAD], end - start);
+            }
+        }};
+    }
     // Runs of word bytes (non-zero after mapping), found 64 bytes at a time: bit i of `words` is
     // set when byte i of the chunk belongs to a word.
     let mut run_start = None;
@@ -175,14 +180,14 @@ pub fn for_each_padded_word(
                         break;
                     }
                     from = ends.trailing_zeros();
-                    emit(start, (base + from as usize).min(bytes.len()));
+                    emit!(start, (base + from as usize).min(bytes.len()));
                     run_start = None;
                 }
             }
         }
     }
     if let Some(start) = run_start {
-        emit(start, bytes.len());
+        emit!(start, bytes.len());
     }
 }
 

@@ -181,14 +181,24 @@ pub fn for_each_shingle_in_text(
     if let Some(out) = normalized {
         out.clear();
         out.reserve(text.len() + WORD_PAD);
-        for_each_padded_word(text, cfg, scratch, |padded, len| {
-            push_padded_word(out, padded, len);
-            sh.push_padded(padded, len, &mut f);
-        });
+        for_each_padded_word(
+            text,
+            cfg,
+            scratch,
+            #[inline(always)]
+            |padded, len| {
+                push_padded_word(out, padded, len);
+                sh.push_padded(padded, len, &mut f);
+            },
+        );
     } else {
-        for_each_padded_word(text, cfg, scratch, |padded, len| {
-            sh.push_padded(padded, len, &mut f);
-        });
+        for_each_padded_word(
+            text,
+            cfg,
+            scratch,
+            #[inline(always)]
+            |padded, len| sh.push_padded(padded, len, &mut f),
+        );
     }
     sh.finish(&mut f)
 }
