@@ -48,6 +48,11 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU (interpreter)")
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--ce-sweep", action="store_true", help="only the fused loss, over chunk and block sizes")
+    ap.add_argument(
+        "--rms-sweep",
+        action="store_true",
+        help="only RMSNorm, over the backward's rows per iteration and programs per SM",
+    )
     args = ap.parse_args()
     if args.dry_run:
         os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -58,6 +63,9 @@ def main() -> None:
     bench = Bench(torch, TINY if args.dry_run else REAL, args.repeats if not args.dry_run else 2)
     if args.ce_sweep:
         bench.ce_sweep()
+        return
+    if args.rms_sweep:
+        bench.rms_sweep()
         return
     rows = bench.run_all()
     out = HERE / "out" / ("kernels-dry-run.csv" if args.dry_run else "kernels.csv")
@@ -226,6 +234,13 @@ class Bench:
         s = self.s
         return [self.leaf(s.tokens, s.hidden), self.leaf(s.vocab, s.hidden, scale=s.hidden**-0.5)]
 
+    def rms_inputs(self) -> tuple[Callable[[], list[Any]], tuple[int, int]]:
+        """RMSNorm's inputs, and the bytes each pass must move: the forward reads x and writes y, the
+        backward reads dy and x and writes dx (the weights are noise)."""
+        n, h = self.s.tokens, self.s.hidden
+        e = self.torch.tensor([], dtype=self.dtype).element_size()
+        return (lambda: [self.leaf(n, h), self.leaf(h)]), (2 * n * h * e, 3 * n * h * e)
+
     def run_all(self) -> list[dict[str, Any]]:
         t, s, dev, dt = self.torch, self.s, self.device, self.dtype
         from shardforge import kernels as sk
@@ -243,10 +258,7 @@ class Bench:
 
         leaf = self.leaf
 
-        # RMSNorm: forward reads x, writes y; backward reads dy and x, writes dx (weights are noise).
-        n, h = s.tokens, s.hidden
-        rms_in = lambda: [leaf(n, h), leaf(h)]  # noqa: E731
-        rms_bytes = (2 * n * h * e, 3 * n * h * e)
+        rms_in, rms_bytes = self.rms_inputs()
         impls: list[tuple[str, Callable[..., Any]]] = [
             ("shardforge", lambda x, w: sk.rms_norm(x, w, 1e-6)),
             ("eager", lambda x, w: ref.rms_norm(x, w, 1e-6)),
@@ -257,7 +269,7 @@ class Bench:
         rows += [self.measure("rms_norm", name, rms_in, f, rms_bytes) for name, f in impls]
 
         # SwiGLU: forward reads gate and up, writes out; backward reads dout, gate, up, writes two.
-        i = s.inter
+        n, i = s.tokens, s.inter
         glu_in = lambda: [leaf(n, i), leaf(n, i)]  # noqa: E731
         glu_bytes = (3 * n * i * e, 5 * n * i * e)
         impls = [
@@ -339,6 +351,26 @@ class Bench:
                     (0, 0),
                 )
         ce.CUDA_BLOCK = default
+
+    def rms_sweep(self) -> None:
+        """RMSNorm's forward + backward over the backward kernel's rows per loop iteration and
+        programs per SM: the data behind the defaults in kernels/rmsnorm.py."""
+        from shardforge import kernels as sk
+        from shardforge.kernels import rmsnorm
+
+        rms_in, rms_bytes = self.rms_inputs()
+        default = rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM
+        for rows in (1, 2, 4, 8):
+            for per_sm in (1, 2, 4):
+                rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM = rows, per_sm
+                self.measure(
+                    "rms_norm",
+                    f"rows {rows} programs/SM {per_sm}",
+                    rms_in,
+                    lambda x, w: sk.rms_norm(x, w, 1e-6),
+                    rms_bytes,
+                )
+        rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM = default
 
 
 def _version(mod: str) -> str:

@@ -27,6 +27,7 @@ from shardforge.kernels import (
     swiglu,
 )
 from shardforge.kernels import cross_entropy as ce
+from shardforge.kernels import rmsnorm as rmsnorm_module
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available(),
@@ -76,9 +77,19 @@ def leaf(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.to(DEVICE, dtype, copy=True).requires_grad_()
 
 
+@pytest.mark.parametrize("bwd_rows", [1, 4])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 7), (3, 5, 130), (4, 1000), (2, 8195)])
-def test_rms_norm(shape: tuple[int, ...], dtype: torch.dtype, poisoned_outputs: int) -> None:
+def test_rms_norm(
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    bwd_rows: int,
+    poisoned_outputs: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 4 rows per backward iteration: 15 rows over 4 programs leave a partial last tile, and the
+    # other shapes have fewer rows per program than one tile.
+    monkeypatch.setattr(rmsnorm_module, "BWD_ROWS", bwd_rows)
     seed = poisoned_outputs
     x0, w0 = torch.randn(shape) * 3, torch.rand(shape[-1]) + 0.5
     dy = torch.randn(shape)

@@ -28,27 +28,38 @@ if _common.HAS_TRITON:
     def _rms_norm_bwd_kernel(
         DY, X, W, RSTD, DX, DW_PARTIAL,
         stride_dy, stride_x, stride_dx, n_rows, n_cols, rows_per_program,
-        BLOCK: tl.constexpr,
+        BLOCK: tl.constexpr, ROWS: tl.constexpr,
     ):  # fmt: skip
         pid = tl.program_id(0)
         cols = tl.arange(0, BLOCK)
-        mask = cols < n_cols
-        w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+        col_mask = cols < n_cols
+        w = tl.load(W + cols, mask=col_mask, other=0.0).to(tl.float32)
         dw = tl.zeros([BLOCK], dtype=tl.float32)
         # int64 row numbers: row * stride can pass 2^31 on long batches.
         first = pid.to(tl.int64) * rows_per_program
         last = tl.minimum(first + rows_per_program, n_rows)
-        for row in range(first, last):
-            dy = tl.load(DY + row * stride_dy + cols, mask=mask, other=0.0).to(tl.float32)
-            x = tl.load(X + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32)
-            rstd = tl.load(RSTD + row)
-            x_hat = x * rstd
-            wdy = w * dy
+        # ROWS rows per iteration: more loads in flight per program than one row at a time.
+        for start in range(first, last, ROWS):
+            rows = start + tl.arange(0, ROWS)
+            row_mask = rows < last
+            mask = row_mask[:, None] & col_mask[None, :]
+            dy = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            rstd = tl.load(RSTD + rows, mask=row_mask, other=0.0)
+            x_hat = x * rstd[:, None]
+            wdy = w[None, :] * dy
             # d/dx of x * rstd(x): rstd * (w dy - x_hat * mean(x_hat * w dy))
-            dx = (wdy - x_hat * (tl.sum(x_hat * wdy, axis=0) / n_cols)) * rstd
-            tl.store(DX + row * stride_dx + cols, dx.to(DX.dtype.element_ty), mask=mask)
-            dw += dy * x_hat
-        tl.store(DW_PARTIAL + pid * n_cols + cols, dw, mask=mask)
+            dx = (wdy - x_hat * (tl.sum(x_hat * wdy, axis=1) / n_cols)[:, None]) * rstd[:, None]
+            tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+            dw += tl.sum(dy * x_hat, axis=0)
+        tl.store(DW_PARTIAL + pid * n_cols + cols, dw, mask=col_mask)
+
+
+# The backward's rows per loop iteration and programs per SM. Not yet tuned on a GPU: the one-row
+# loop ran at 44 % of the bandwidth floor on an H100 (bench/RESULTS.md); `bench/kernels.py
+# --rms-sweep` times the alternatives.
+BWD_ROWS = 1
+BWD_PROGRAMS_PER_SM = 1
 
 
 class _RMSNorm(torch.autograd.Function):
@@ -78,7 +89,7 @@ class _RMSNorm(torch.autograd.Function):
         if dy2.stride(-1) != 1:
             dy2 = dy2.contiguous()
         dx = _common.empty(rows, cols, dtype=x2.dtype, device=x2.device)
-        programs = _common.program_count(rows, x2.device)
+        programs = min(rows, _common.program_count(rows, x2.device) * BWD_PROGRAMS_PER_SM)
         per_program = -(-rows // programs)
         programs = -(-rows // per_program)
         dw_partial = _common.empty(programs, cols, dtype=torch.float32, device=x2.device)
@@ -86,7 +97,7 @@ class _RMSNorm(torch.autograd.Function):
         _rms_norm_bwd_kernel[(programs,)](
             dy2, x2, weight, rstd, dx, dw_partial,
             dy2.stride(0), x2.stride(0), dx.stride(0), rows, cols, per_program,
-            BLOCK=block, num_warps=_common.warps_for(block),
+            BLOCK=block, ROWS=BWD_ROWS, num_warps=_common.warps_for(block * BWD_ROWS),
         )  # fmt: skip
         return dx.view(ctx.shape), dw_partial.sum(0).to(weight.dtype), None
 
