@@ -253,6 +253,37 @@ def test_top_fraction(model: Path, corpus: tuple[Path, int, int], tmp_path: Path
     assert json.loads((tmp_path / "o2" / "report.json").read_text())["docs_out"] == r["docs_out"]
 
 
+def test_parquet_output(model: Path, split: dict[str, list[str]], tmp_path: Path) -> None:
+    """`output_format="parquet"` writes the same kept documents as the JSONL output, with the other
+    fields as columns, through the dedup job's writer; a stream cut after the kept lines is fine."""
+    import pyarrow.parquet as pq
+
+    texts = split["test_pos"][:40] + split["test_neg"][:40]
+    recs = [{"id": f"d{i}", "text": t, "n": i, "meta": {"k": i % 3}} for i, t in enumerate(texts)]
+    path = write_jsonl(tmp_path / "in" / "docs.jsonl.gz", recs)
+    r_jsonl = quality.score_files(path, tmp_path / "as_jsonl", model)
+    argv = ["quality", "score", str(path), "-o", str(tmp_path / "as_pq"), "--model", str(model)]
+    assert main([*argv, "--output-format", "parquet"]) == 0
+    with gzip.open(tmp_path / "as_jsonl" / "docs.jsonl.gz", "rt") as f:
+        kept = [json.loads(x) for x in f]
+    assert 0 < len(kept) == r_jsonl["docs_out"] < len(recs)
+    table = pq.read_table(tmp_path / "as_pq" / "docs.parquet").to_pydict()
+    assert not (tmp_path / "as_pq" / "docs.jsonl.gz").exists()
+    assert table["id"] == [k["id"] for k in kept]
+    assert table["text"] == [k["text"] for k in kept]
+    assert table["n"] == [k["n"] for k in kept]
+    assert [json.loads(m) for m in table["meta"]] == [k["meta"] for k in kept]
+
+    # A truncated gzip stream: the documents before the cut are scored and written.
+    cut = write_jsonl(tmp_path / "cut.jsonl.gz", recs * 20)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    r = quality.score_files(cut, tmp_path / "cut_pq", model, on_error="skip", output_format="parquet")
+    assert r["rejects"] == 1 and 0 < r["docs_out"] < r["docs_in"] < len(recs) * 20
+    assert pq.read_table(tmp_path / "cut_pq" / "cut.parquet").num_rows == r["docs_out"]
+    with pytest.raises(shardforge.ConfigError, match="output_format"):
+        quality.score_files(path, tmp_path / "bad", model, output_format="csv")  # type: ignore[arg-type]
+
+
 def test_missing_model_names_the_path(
     corpus: tuple[Path, int, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "tokenize",
     "train_tokenizer",
     "verify_dataset",
+    "write_kept",
 ]
 
 __version__: str
@@ -65,6 +66,15 @@ def filter_files(
     config_json: str,
     progress: Callable[[int, int, int, int, int], object] | None = None,
 ) -> str: ...
+def write_kept(
+    path: str,
+    rel: str,
+    lines: list[int],
+    dest: str,
+    output_format: str,
+    text_field: str,
+    id_field: str | None,
+) -> int: ...
 def filter_texts(
     texts: list[str], config_json: str
 ) -> tuple[list[str], npt.NDArray[np.float64], list[list[str]], list[str | None]]: ...

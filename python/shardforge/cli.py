@@ -702,7 +702,8 @@ def _add_quality(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "score",
         help="score documents with a quality classifier and keep the good ones",
         description="Score every document with P(hq) of a classifier from `quality train` (one fastText "
-        "call per batch) and write under OUT the documents that pass, in the input's format, plus "
+        "call per batch) and write under OUT the documents that pass, in the input's format (or "
+        "Parquet), plus "
         "scores.parquet (file, line, doc_id, score, kept[, language, language_score]), rejects.jsonl "
         "and report.json.",
     )
@@ -718,6 +719,7 @@ def _add_quality(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     s.add_argument("--text-field", default="text", help="field holding the text (default: text)")
     s.add_argument("--id-field", default="id", help="field holding the document id (default: id)")
     s.add_argument("--batch-size", type=int, default=4096, help="documents per fastText call")
+    _add_output_format(s)
     s.add_argument(
         "--on-error", choices=["raise", "skip"], default="raise", help="stop at or skip a bad record"
     )
@@ -777,6 +779,7 @@ def _run_quality_score(args: argparse.Namespace) -> int:
         langid=args.langid,
         batch_size=args.batch_size,
         on_error=args.on_error,
+        output_format=args.output_format,
     )
     print(
         f"{r['docs_in']:,} docs in, {r['docs_out']:,} kept, {r['docs_dropped']:,} dropped "

@@ -30,8 +30,17 @@ import numpy as np
 import numpy.typing as npt
 
 from shardforge import _core
+from shardforge.config import OutputFormat
 from shardforge.dedup import PathLike
-from shardforge.records import Doc, OnError, Rejects, discover, iter_documents, write_selected
+from shardforge.records import (
+    Doc,
+    OnError,
+    Rejects,
+    discover,
+    iter_documents,
+    output_name,
+    write_selected,
+)
 
 HQ_LABEL = "__label__hq"
 LQ_LABEL = "__label__lq"
@@ -309,12 +318,14 @@ def score_files(
     langid: bool = False,
     batch_size: int = 4096,
     on_error: OnError = "raise",
+    output_format: OutputFormat = "input",
 ) -> dict[str, Any]:
     """Score every document of `inputs` (files, directories, globs of .jsonl, .jsonl.gz, .jsonl.zst,
     .parquet) with a quality classifier and keep those with P(hq) ≥ the threshold: `threshold`
     (default 0.5), or with `top_fraction` F the (1 - F) quantile of all scores (ties at it stay).
 
-    Writes into `output` the kept documents in the input's format under the input's name, plus
+    Writes into `output` the kept documents in the input's format under the input's name (JSONL
+    converted to `<stem>.parquet` with `output_format="parquet"`), plus
     `scores.parquet` (file, line, doc_id, score, kept; language and language_score with `langid`),
     `rejects.jsonl` and `report.json`; returns the report. Reads the inputs twice: once to score,
     once to copy what stays."""
@@ -324,13 +335,15 @@ def score_files(
         raise _core.ConfigError(f"top_fraction must be in (0, 1], not {top_fraction}")
     if batch_size < 1:
         raise _core.ConfigError(f"batch_size must be positive, not {batch_size}")
+    if output_format not in ("input", "parquet"):
+        raise _core.ConfigError(f"output_format is input or parquet, not {output_format!r}")
     t0 = time.perf_counter()
     model_path = None if not isinstance(model, str | os.PathLike) else os.fspath(model)
     ft = load_model(model) if model_path is not None else model
     files = discover(inputs)
     out = Path(output)
     for inp in files:
-        if (out / inp.rel).resolve() == inp.path.resolve():
+        if (out / output_name(inp.rel, output_format)).resolve() == inp.path.resolve():
             raise _core.ConfigError(f"{out / inp.rel} would overwrite the input {inp.path}")
     rejects = Rejects(on_error)
     cols: dict[str, list[Any]] = {"file": [], "line": [], "doc_id": [], "score": []}
@@ -367,7 +380,14 @@ def score_files(
     start = 0
     for inp, n in zip(files, per_file, strict=True):
         sl = slice(start, start + n)
-        write_selected(inp, out / inp.rel, lines[sl][kept[sl]])
+        write_selected(
+            inp,
+            out / output_name(inp.rel, output_format),
+            lines[sl][kept[sl]],
+            output_format=output_format,
+            text_field=text_field,
+            id_field=id_field,
+        )
         start += n
     table: dict[str, Any] = {
         "file": np.array(cols["file"], dtype=object),

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shardforge import _core
+from shardforge.config import OutputFormat
 from shardforge.dedup import PathLike, as_list
 
 OnError = Literal["raise", "skip"]
@@ -339,10 +340,31 @@ def _open_out(path: Path, fmt: str) -> IO[bytes]:
     return open(path, "wb")
 
 
-def write_selected(inp: InputFile, dst: Path, lines: npt.NDArray[np.int64]) -> None:
+def write_selected(
+    inp: InputFile,
+    dst: Path,
+    lines: npt.NDArray[np.int64],
+    *,
+    output_format: OutputFormat = "input",
+    text_field: str = "text",
+    id_field: str | None = "id",
+) -> None:
     """Copy the records at the sorted 1-based `lines` of `inp` to `dst`, atomically: JSONL byte for
-    byte in the input's compression, Parquet row for row with the input's schema."""
+    byte in the input's compression, Parquet row for row with the input's schema. With
+    `output_format="parquet"` a JSONL input is converted by the Rust jobs' writer (the same
+    columns `dedup --output-format parquet` writes); name `dst` with `output_name`."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if output_format == "parquet" and inp.format != "parquet":
+        _core.write_kept(
+            os.fspath(inp.path),
+            os.fspath(inp.rel),
+            [int(x) for x in lines],
+            os.fspath(dst),
+            output_format,
+            text_field,
+            id_field,
+        )
+        return
     tmp = dst.with_name("." + dst.name + ".tmp")
     if inp.format == "parquet":
         import duckdb

@@ -18,10 +18,13 @@ mod _core {
     use pyo3::types::PyDict;
     use shardforge_core::decontam;
     use shardforge_core::dedup as core_dedup;
+    use shardforge_core::dedup::output::{self, OutputFormat};
     use shardforge_core::dedup::{Control, DedupConfig};
     use shardforge_core::filter;
+    use shardforge_core::input::{Format, InputFile};
     use shardforge_core::loader;
     use shardforge_core::lsh::{LshParams, band_hashes, optimal_params};
+    use shardforge_core::reader::FieldConfig;
     use shardforge_core::sketch::{SketchConfig, Sketcher};
     use shardforge_core::tokenize as core_tokenize;
     use shardforge_core::tokenize::{TokenizeConfig, train::TrainConfig};
@@ -191,6 +194,52 @@ mod _core {
             filter::run(&inputs, &output, &cfg, ctl)
         })?;
         Ok(to_json(&report))
+    }
+
+    /// Copy the records of the input file `path` at the sorted 1-based `lines` to `dest`,
+    /// atomically, with the dedup job's writer: in the input's format, or as Parquet
+    /// (`output_format="parquet"`). `rel` names the file in generated ids (`<rel>:<line>`). A
+    /// stream that breaks off after the last kept line is not an error: reading it has already
+    /// reported the break. Returns the records written.
+    #[pyfunction]
+    #[pyo3(signature = (path, rel, lines, dest, output_format, text_field, id_field))]
+    #[allow(clippy::too_many_arguments)]
+    fn write_kept(
+        py: Python<'_>,
+        path: PathBuf,
+        rel: PathBuf,
+        lines: Vec<u64>,
+        dest: PathBuf,
+        output_format: &str,
+        text_field: String,
+        id_field: Option<String>,
+    ) -> PyResult<u64> {
+        let format: OutputFormat = parse(&serde_json::to_string(output_format).expect("a string"))?;
+        let Some(input_format) = Format::from_path(&path) else {
+            return Err(to_pyerr(Error::Config(format!(
+                "{}: not a .jsonl, .jsonl.gz, .jsonl.zst or .parquet file",
+                path.display()
+            ))));
+        };
+        if lines.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(to_pyerr(Error::Config(
+                "write_kept: lines must be sorted and distinct".into(),
+            )));
+        }
+        let file = InputFile {
+            path,
+            rel,
+            format: input_format,
+            size: 0,
+            mtime_ns: 0,
+        };
+        let fields = FieldConfig {
+            text_field,
+            id_field,
+            ..FieldConfig::default()
+        };
+        py.detach(|| output::write_kept(&file, &lines, &fields, format, &dest, true))
+            .map_err(to_pyerr)
     }
 
     /// Statistics, failed rules and edited texts of a batch of texts.
