@@ -1,7 +1,7 @@
 //! Word n-gram shingles, hashed without building n-gram strings.
 //!
-//! Each word is hashed once (`padded_word_hash` of its normalized bytes), and the n-gram starting at word `i`
-//! hashes to `mix(Σ_t w_{i+t}·P^{n-1-t} mod 2^64)`: a polynomial of its word hashes, updated in O(1)
+//! Each word is hashed once (`padded_word_hash` of its normalized bytes), and the n-gram starting
+//! at word `i` hashes to `mix(Σ_t w_{i+t}·P^{n-1-t} mod 2^64)`: a polynomial of its word hashes, updated in O(1)
 //! as the window slides, then mixed by a bijection. The word hashes are independent uniform values and every
 //! power of the odd `P` is invertible mod 2^64, so two different n-grams collide with probability
 //! below 2^-56; reordered words give different hashes. Hashing each word once instead of each
@@ -107,6 +107,7 @@ impl Shingler {
 #[allow(clippy::inline_always)]
 #[inline(always)]
 fn padded_word_hash(padded: &[u8], len: usize) -> u64 {
+    // Odd 64-bit constants with balanced bits: the published default secrets of wyhash and rapidhash.
     const K: [u64; 3] = [
         0x2D35_8DCC_AA6C_78A5,
         0x8BB8_4B93_962E_ACC9,
