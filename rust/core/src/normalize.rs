@@ -478,6 +478,26 @@ type WideTable = [u32; WIDE];
 /// the first non-ASCII run that needs it.
 static WIDE_TABLES: [OnceLock<Box<WideTable>>; 8] = [const { OnceLock::new() }; 8];
 
+/// Whether `c` belongs to a word under the default rules (lowercase, punctuation stripped);
+/// `push` gets the chars it lowercases to when it does. The code-point table answers for the
+/// Basic Multilingual Plane, Unicode's rules for the rest.
+pub(crate) fn default_word_char(c: char, mut push: impl FnMut(char)) -> bool {
+    const DEFAULT_KEY: usize = 0b011; // lowercase, strip_punctuation, no digit folding
+    let table = WIDE_TABLES[DEFAULT_KEY].get_or_init(|| wide_table(&NormalizeConfig::default()));
+    match table.get(c as usize).copied() {
+        Some(0) => false,
+        Some(mapped) if mapped != WIDE_SLOW => {
+            push(char::from_u32(mapped).expect("the table holds chars"));
+            true
+        }
+        _ if is_separator(c, true) => false,
+        _ => {
+            c.to_lowercase().for_each(push);
+            true
+        }
+    }
+}
+
 fn wide_table(cfg: &NormalizeConfig) -> Box<WideTable> {
     let mut t: Box<WideTable> = vec![0u32; WIDE].try_into().expect("WIDE entries");
     for (cp, slot) in (0u32..).zip(t.iter_mut()) {
@@ -618,6 +638,26 @@ mod tests {
             push_words(&text, &cfg, &table, Some(&wide_table(&cfg)), &mut fast);
             push_words(&text, &cfg, &table, None, &mut slow);
             assert_eq!(fast, slow, "{cfg:?}");
+        }
+    }
+
+    #[test]
+    fn default_word_char_matches_the_char_rules() {
+        // The BMP through the table, and astral chars (emoji, rare CJK, Deseret capitals) through
+        // the full rules.
+        let astral = [
+            0x1F600, 0x1F4A9, 0x20000, 0x2A6D6, 0x10400, 0x10428, 0x1D400, 0xE0001,
+        ];
+        for c in (0u32..0x1_0000).chain(astral).filter_map(char::from_u32) {
+            let mut got = String::new();
+            let word = default_word_char(c, |l| got.push(l));
+            assert_eq!(word, !is_separator(c, true), "{c:?}");
+            let want: String = if word {
+                c.to_lowercase().collect()
+            } else {
+                String::new()
+            };
+            assert_eq!(got, want, "{c:?}");
         }
     }
 

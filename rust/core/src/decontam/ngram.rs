@@ -5,7 +5,7 @@
 //! key of an n-gram is a polynomial rolling hash of its word hashes, so sliding the window costs
 //! O(1) whatever n is.
 
-use crate::normalize::is_separator;
+use crate::normalize::default_word_char;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// A word of the original text: the hash of its lowercased form and its byte range.
@@ -47,7 +47,7 @@ pub fn words_into(text: &str, out: &mut Vec<Word>, buf: &mut Vec<u8>) {
             }
         } else {
             let c = text[i..].chars().next().expect("i is on a char boundary");
-            if is_separator(c, true) {
+            if !default_word_char(c, |_| ()) {
                 i += c.len_utf8();
                 continue;
             }
@@ -88,11 +88,11 @@ pub fn words_into(text: &str, out: &mut Vec<Word>, buf: &mut Vec<u8>) {
                 continue;
             }
             let c = text[i..].chars().next().expect("i is on a char boundary");
-            if is_separator(c, true) {
-                break;
-            }
-            for l in c.to_lowercase() {
+            let word = default_word_char(c, |l| {
                 buf.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
+            });
+            if !word {
+                break;
             }
             i += c.len_utf8();
         }
