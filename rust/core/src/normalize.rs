@@ -411,39 +411,21 @@ fn push_words(
     let mut pending_space = false;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b < 0x80 {
-            i += 1;
-            let o = table[usize::from(b)];
-            if o == 0 {
-                pending_space = !out.is_empty();
-                continue;
-            }
-            if pending_space {
-                out.push(' ');
-                pending_space = false;
-            }
-            out.push(o as char);
-            continue;
-        }
-        let c = text[i..].chars().next().expect("i is on a char boundary");
+        // The char, and what a table says it becomes (0: a separator); `None` when no table
+        // answers and Unicode's rules decide.
+        let (c, mapped) = if bytes[i] < 0x80 {
+            (
+                char::from(bytes[i]),
+                Some(u32::from(table[usize::from(bytes[i])])),
+            )
+        } else {
+            let c = text[i..].chars().next().expect("i is on a char boundary");
+            let mapped = wide.and_then(|w| w.get(c as usize).copied());
+            (c, mapped.filter(|&m| m != WIDE_SLOW))
+        };
         i += c.len_utf8();
-        if let Some(w) = wide
-            && let Some(&mapped) = w.get(c as usize)
-            && mapped != WIDE_SLOW
-        {
-            if mapped == 0 {
-                pending_space = !out.is_empty();
-                continue;
-            }
-            if pending_space {
-                out.push(' ');
-                pending_space = false;
-            }
-            out.push(char::from_u32(mapped).expect("the table holds chars"));
-            continue;
-        }
-        if is_separator(c, cfg.strip_punctuation) {
+        let separator = mapped.map_or_else(|| is_separator(c, cfg.strip_punctuation), |m| m == 0);
+        if separator {
             pending_space = !out.is_empty();
             continue;
         }
@@ -451,12 +433,11 @@ fn push_words(
             out.push(' ');
             pending_space = false;
         }
-        if cfg.fold_digits && is_unicode_decimal(c) {
-            out.push('0');
-        } else if cfg.lowercase {
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
+        match mapped {
+            Some(m) => out.push(char::from_u32(m).expect("the tables hold chars")),
+            None if cfg.fold_digits && is_unicode_decimal(c) => out.push('0'),
+            None if cfg.lowercase => out.extend(c.to_lowercase()),
+            None => out.push(c),
         }
     }
 }
