@@ -152,7 +152,7 @@ pub fn for_each_padded_word(
             if any_non_ascii && any_bit(non_ascii, start, end) {
                 // Runs end at ASCII bytes, so `start..end` lies on char boundaries.
                 let wide = WIDE_TABLES[usize::from(key)].get_or_init(|| wide_table(cfg));
-                decoded_words(&text[start..end], cfg, table, wide, run, &mut f);
+                decoded_words(&text[start..end], cfg, wide, run, &mut f);
             } else {
                 f(&mapped[start..end + WORD_PAD], end - start);
             }
@@ -200,12 +200,11 @@ pub fn for_each_padded_word(
 fn decoded_words(
     text: &str,
     cfg: &NormalizeConfig,
-    table: &[u8; 256],
     wide: &WideTable,
     run: &mut String,
     f: &mut impl FnMut(&[u8], usize),
 ) {
-    push_words(text, cfg, table, Some(wide), run);
+    push_words(text, cfg, Some(wide), run);
     let body = run.len();
     run.extend(std::iter::repeat_n('\0', WORD_PAD));
     let run = run.as_bytes();
@@ -396,48 +395,54 @@ fn byte_table(cfg: &NormalizeConfig) -> [u8; 256] {
     t
 }
 
-/// The char-by-char normalizer: ASCII bytes go through the table, other characters are decoded.
-/// Used on the runs that hold non-ASCII characters, and as the reference the fast path is tested
-/// against. `out` is cleared first.
-fn push_words(
-    text: &str,
-    cfg: &NormalizeConfig,
-    table: &[u8; 256],
-    wide: Option<&WideTable>,
-    out: &mut String,
-) {
+/// The char-by-char normalizer: each char through `word_char`. Used on the runs that hold
+/// non-ASCII characters (with the config's table), and as the reference the fast path is tested
+/// against (without one: Unicode's rules alone). `out` is cleared first.
+fn push_words(text: &str, cfg: &NormalizeConfig, wide: Option<&WideTable>, out: &mut String) {
     out.clear();
-    let bytes = text.as_bytes();
     let mut pending_space = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        // The char, and what a table says it becomes (0: a separator); `None` when no table
-        // answers and Unicode's rules decide.
-        let (c, mapped) = if bytes[i] < 0x80 {
-            (
-                char::from(bytes[i]),
-                Some(u32::from(table[usize::from(bytes[i])])),
-            )
-        } else {
-            let c = text[i..].chars().next().expect("i is on a char boundary");
-            let mapped = wide.and_then(|w| w.get(c as usize).copied());
-            (c, mapped.filter(|&m| m != WIDE_SLOW))
-        };
-        i += c.len_utf8();
-        let separator = mapped.map_or_else(|| is_separator(c, cfg.strip_punctuation), |m| m == 0);
-        if separator {
+    for c in text.chars() {
+        let word = word_char(c, cfg, wide, |l| {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(l);
+        });
+        if !word {
             pending_space = !out.is_empty();
-            continue;
         }
-        if pending_space {
-            out.push(' ');
-            pending_space = false;
+    }
+}
+
+/// Whether `c` belongs to a word under `cfg`; `push` gets the chars it becomes when it does
+/// (lowercased, digit-folded). `wide`, the config's table, answers for the chars it covers;
+/// Unicode's rules decide the rest.
+#[inline]
+fn word_char(
+    c: char,
+    cfg: &NormalizeConfig,
+    wide: Option<&WideTable>,
+    mut push: impl FnMut(char),
+) -> bool {
+    match wide.and_then(|w| w.get(c as usize).copied()) {
+        Some(0) => false,
+        Some(mapped) if mapped != WIDE_SLOW => {
+            push(char::from_u32(mapped).expect("the table holds chars"));
+            true
         }
-        match mapped {
-            Some(m) => out.push(char::from_u32(m).expect("the tables hold chars")),
-            None if cfg.fold_digits && is_unicode_decimal(c) => out.push('0'),
-            None if cfg.lowercase => out.extend(c.to_lowercase()),
-            None => out.push(c),
+        _ if is_separator(c, cfg.strip_punctuation) => false,
+        _ if cfg.fold_digits && is_decimal_digit(c) => {
+            push('0');
+            true
+        }
+        _ if cfg.lowercase => {
+            c.to_lowercase().for_each(push);
+            true
+        }
+        _ => {
+            push(c);
+            true
         }
     }
 }
@@ -462,21 +467,11 @@ static WIDE_TABLES: [OnceLock<Box<WideTable>>; 8] = [const { OnceLock::new() }; 
 /// Whether `c` belongs to a word under the default rules (lowercase, punctuation stripped);
 /// `push` gets the chars it lowercases to when it does. The code-point table answers for the
 /// Basic Multilingual Plane, Unicode's rules for the rest.
-pub(crate) fn default_word_char(c: char, mut push: impl FnMut(char)) -> bool {
+pub(crate) fn default_word_char(c: char, push: impl FnMut(char)) -> bool {
     const DEFAULT_KEY: usize = 0b011; // lowercase, strip_punctuation, no digit folding
-    let table = WIDE_TABLES[DEFAULT_KEY].get_or_init(|| wide_table(&NormalizeConfig::default()));
-    match table.get(c as usize).copied() {
-        Some(0) => false,
-        Some(mapped) if mapped != WIDE_SLOW => {
-            push(char::from_u32(mapped).expect("the table holds chars"));
-            true
-        }
-        _ if is_separator(c, true) => false,
-        _ => {
-            c.to_lowercase().for_each(push);
-            true
-        }
-    }
+    let cfg = NormalizeConfig::default();
+    let table = WIDE_TABLES[DEFAULT_KEY].get_or_init(|| wide_table(&cfg));
+    word_char(c, &cfg, Some(table), push)
 }
 
 fn wide_table(cfg: &NormalizeConfig) -> Box<WideTable> {
@@ -488,7 +483,7 @@ fn wide_table(cfg: &NormalizeConfig) -> Box<WideTable> {
         };
         *slot = if is_separator(c, cfg.strip_punctuation) {
             0
-        } else if cfg.fold_digits && is_unicode_decimal(c) {
+        } else if cfg.fold_digits && is_decimal_digit(c) {
             u32::from('0')
         } else if cfg.lowercase {
             let mut lower = c.to_lowercase();
@@ -503,9 +498,10 @@ fn wide_table(cfg: &NormalizeConfig) -> Box<WideTable> {
     t
 }
 
-fn is_unicode_decimal(c: char) -> bool {
-    // Nd digits outside ASCII (Arabic-Indic, Devanagari, full-width, ...): NFKC-free folding.
-    matches!(c as u32, 0x0660..=0x0669 | 0x06F0..=0x06F9 | 0x0966..=0x096F | 0xFF10..=0xFF19)
+fn is_decimal_digit(c: char) -> bool {
+    // ASCII digits, and Nd digits outside ASCII (Arabic-Indic, Devanagari, full-width, ...):
+    // NFKC-free folding.
+    matches!(c as u32, 0x30..=0x39 | 0x0660..=0x0669 | 0x06F0..=0x06F9 | 0x0966..=0x096F | 0xFF10..=0xFF19)
 }
 
 #[cfg(test)]
@@ -520,7 +516,7 @@ mod tests {
             text.to_string()
         };
         let mut out = String::new();
-        push_words(&folded, cfg, &byte_table(cfg), None, &mut out);
+        push_words(&folded, cfg, None, &mut out);
         out
     }
 
@@ -601,10 +597,10 @@ mod tests {
 
     #[test]
     fn wide_table_matches_the_char_rules() {
-        // Every code point of two or three UTF-8 bytes, between word bytes and separators, under
+        // Every code point of the BMP, ASCII too, between word bytes and separators, under
         // every config: the table's lookups against the Unicode rules they stand for.
         let mut text = String::new();
-        for c in (0x80u32..WIDE as u32).filter_map(char::from_u32) {
+        for c in (0u32..WIDE as u32).filter_map(char::from_u32) {
             text.extend(['a', c, 'b', ' ', c, ' ']);
         }
         for bits in 0..8 {
@@ -615,9 +611,8 @@ mod tests {
                 nfkc: false,
             };
             let (mut fast, mut slow) = (String::new(), String::new());
-            let table = byte_table(&cfg);
-            push_words(&text, &cfg, &table, Some(&wide_table(&cfg)), &mut fast);
-            push_words(&text, &cfg, &table, None, &mut slow);
+            push_words(&text, &cfg, Some(&wide_table(&cfg)), &mut fast);
+            push_words(&text, &cfg, None, &mut slow);
             assert_eq!(fast, slow, "{cfg:?}");
         }
     }
