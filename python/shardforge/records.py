@@ -358,7 +358,7 @@ def write_selected(
         _core.write_kept(
             os.fspath(inp.path),
             os.fspath(inp.rel),
-            [int(x) for x in lines],
+            lines.tolist(),
             os.fspath(dst),
             output_format,
             text_field,
