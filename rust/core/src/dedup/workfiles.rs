@@ -178,7 +178,7 @@ pub fn read_meta(
     let file = File::open(&p).map_err(|e| Error::io(&p, e))?;
     let len = file.metadata().map_err(|e| Error::io(&p, e))?.len() as usize;
     let size = meta_record_bytes(bands);
-    if len % size != 0 {
+    if !len.is_multiple_of(size) {
         return Err(Error::Config(format!(
             "{}: work file is corrupt (size {len} is not a multiple of {size}); delete the output's .shardforge-work directory",
             p.display()

@@ -275,7 +275,7 @@ fn special(s: &str) -> Option<Vec<usize>> {
         }
         // "e.g.", "U.S.", "i.e.": letters each followed by a period, at least two of them.
         if b.len() >= 4
-            && b.len() % 2 == 0
+            && b.len().is_multiple_of(2)
             && b.chunks(2)
                 .all(|p| p[0].is_ascii_alphabetic() && p[1] == b'.')
         {
