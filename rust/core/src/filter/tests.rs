@@ -280,3 +280,61 @@ fn switched_off_rules_never_fail() {
     let o = off.evaluate("tiny", &mut Scratch::default());
     assert!(o.kept() && o.stats.is_empty() && off.stat_names().is_empty());
 }
+
+/// Gopher's n-gram measures on random documents over a small vocabulary (so n-grams repeat, and
+/// overlap), against a direct computation on word tuples: Python's `Counter.most_common` for the
+/// top n-gram and datatrove's `find_all_duplicate` for the repeated ones. One scratch serves every
+/// document, as in a job.
+#[test]
+fn gopher_ngram_measures_match_a_direct_count() {
+    use crate::minhash::splitmix64;
+    use std::collections::{HashMap, HashSet};
+    let c = only("gopher_repetition");
+    let names = c.stat_names();
+    let vocab = ["a", "bb", "ccc", "déjà", "e", "fifty", "g", "hh"];
+    let mut scratch = Scratch::default();
+    let mut state = 11u64;
+    for doc in 0..400 {
+        let len = (splitmix64(&mut state) % 300) as usize;
+        let kinds = 2 + doc % (vocab.len() - 1);
+        let words: Vec<&str> = (0..len)
+            .map(|_| vocab[(splitmix64(&mut state) % kinds as u64) as usize])
+            .collect();
+        let text = words.join(" ");
+        let chars = text.chars().count() as f64;
+        let wchars = |w: &[&str]| w.iter().map(|w| w.chars().count()).sum::<usize>();
+        let o = c.evaluate(&text, &mut scratch);
+        let stat = |name: String| o.stats[names.iter().position(|n| *n == name).unwrap()];
+        for &(n, _) in &c.gopher_repetition.top_n_grams {
+            let mut counts: HashMap<&[&str], (usize, usize)> = HashMap::new();
+            for (i, g) in words.windows(n).enumerate() {
+                counts.entry(g).or_insert((0, i)).0 += 1;
+            }
+            let want = counts
+                .iter()
+                .max_by_key(|&(_, &(count, first))| (count, std::cmp::Reverse(first)))
+                .map_or(0, |(g, &(count, _))| (wchars(g) + n - 1) * count);
+            let got = stat(format!("gopher_top_{n}_gram_char_frac"));
+            assert!(
+                (got - want as f64 / chars).abs() < 1e-12,
+                "doc {doc} top {n}"
+            );
+        }
+        for &(n, _) in &c.gopher_repetition.dup_n_grams {
+            let (mut seen, mut repeated, mut i) = (HashSet::new(), 0, 0);
+            while i + n <= words.len() {
+                if seen.insert(&words[i..i + n]) {
+                    i += 1;
+                } else {
+                    repeated += wchars(&words[i..i + n]);
+                    i += n;
+                }
+            }
+            let got = stat(format!("gopher_dup_{n}_gram_char_frac"));
+            assert!(
+                (got - repeated as f64 / chars).abs() < 1e-12,
+                "doc {doc} dup {n}"
+            );
+        }
+    }
+}

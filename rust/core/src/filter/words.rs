@@ -7,9 +7,6 @@
 //! `/`, `:` or `=` between a word and a letter. URLs and dotted abbreviations (`e.g.`, `U.S.`) stay
 //! whole. Every token is a `(start, end)` byte span into the text.
 
-use std::collections::HashSet;
-use std::sync::LazyLock;
-
 /// Punctuation split off at either end of a piece (spaCy's punctuation, quote and bracket lists).
 fn is_edge_punct(c: char) -> bool {
     matches!(
@@ -91,25 +88,51 @@ fn is_hyphen(c: char) -> bool {
 /// Appends the word spans of `text` to `out` (cleared first).
 pub fn split_words(text: &str, out: &mut Vec<(u32, u32)>) {
     out.clear();
+    let mut scratch = PieceScratch::default();
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Skip whitespace (ASCII fast path, then any Unicode whitespace).
-        let c = next_char(text, i);
-        if c.is_whitespace() {
-            i += c.len_utf8();
+        let n = whitespace_len(text, i);
+        if n > 0 {
+            i += n;
             continue;
         }
         let start = i;
         while i < bytes.len() {
-            let c = next_char(text, i);
-            if c.is_whitespace() {
+            // Most bytes are ASCII and not whitespace: one table test each.
+            if !ASCII_SPACE_OR_HIGH[bytes[i] as usize] {
+                i += 1;
+            } else if whitespace_len(text, i) == 0 {
+                i += next_char(text, i).len_utf8();
+            } else {
                 break;
             }
-            i += c.len_utf8();
         }
-        split_piece(text, start, i, out);
+        split_piece(text, start, i, out, &mut scratch);
     }
+}
+
+/// ASCII whitespace (as `char::is_whitespace` has it) and every non-ASCII lead or continuation
+/// byte, which needs the full test.
+static ASCII_SPACE_OR_HIGH: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b >= 0x80 || (b as u8 as char).is_whitespace();
+        b += 1;
+    }
+    t
+};
+
+/// The byte length of the whitespace char at `i`, or 0 if it is not whitespace.
+#[inline]
+fn whitespace_len(text: &str, i: usize) -> usize {
+    let b = text.as_bytes()[i];
+    if b < 0x80 {
+        return usize::from(ASCII_SPACE_OR_HIGH[b as usize]);
+    }
+    let c = next_char(text, i);
+    if c.is_whitespace() { c.len_utf8() } else { 0 }
 }
 
 #[inline]
@@ -130,12 +153,38 @@ fn prev_char(text: &str, end: usize) -> char {
 /// One whitespace-free piece `text[start..end]`, the way spaCy's tokenizer takes it apart:
 /// special cases whole; otherwise one prefix and one suffix off per round until a special case or
 /// nothing is left to strip; the core is a special case, a URL, or split at its infixes.
-fn split_piece(text: &str, start: usize, end: usize, out: &mut Vec<(u32, u32)>) {
+/// Buffers that the slow path reuses from piece to piece, allocated once per `split_words` call.
+#[derive(Default)]
+struct PieceScratch {
+    /// The suffixes split off a piece, outermost first.
+    suffixes: Vec<(u32, u32)>,
+    /// The chars of a piece being split at its infixes, with their byte offsets.
+    chars: Vec<(usize, char)>,
+}
+
+fn split_piece(
+    text: &str,
+    start: usize,
+    end: usize,
+    out: &mut Vec<(u32, u32)>,
+    scratch: &mut PieceScratch,
+) {
     // Most pieces are plain words: nothing to strip or split, and only short ones can be special
     // cases ("cannot", "youre").
     let piece = &text.as_bytes()[start..end];
-    if piece.iter().all(u8::is_ascii_alphabetic)
-        && (piece.len() > 7 || special(&text[start..end]).is_none())
+    let ascii_letters = piece.iter().all(u8::is_ascii_alphabetic);
+    if ascii_letters && (piece.len() > 7 || special(&text[start..end]).is_none()) {
+        out.push((start as u32, end as u32));
+        return;
+    }
+    // Letters of any script and ASCII digits, but not ASCII letters alone (hashes, versions,
+    // "2022", Cyrillic or Greek words): every special case of such chars alone is ASCII letters,
+    // and no prefix, suffix or infix rule applies, except a unit after the last digit ("5km").
+    if !ascii_letters
+        && text[start..end]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || (!c.is_ascii() && c.is_alphabetic()))
+        && unit_suffix(&text[start..end]).is_none()
     {
         out.push((start as u32, end as u32));
         return;
@@ -144,7 +193,7 @@ fn split_piece(text: &str, start: usize, end: usize, out: &mut Vec<(u32, u32)>) 
         return;
     }
     let first = out.len();
-    split_affixes(text, start, end, out);
+    split_affixes(text, start, end, out, scratch);
     merge_specials(text, first, out);
 }
 
@@ -154,7 +203,8 @@ fn merge_specials(text: &str, first: usize, out: &mut Vec<(u32, u32)>) {
     if out.len() - first < 2 {
         return;
     }
-    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(out.len() - first);
+    // Compacted in place: the token written at `w` is read from `i >= w` and later ones.
+    let mut w = first;
     let mut i = first;
     while i < out.len() {
         let mut best = i;
@@ -162,22 +212,29 @@ fn merge_specials(text: &str, first: usize, out: &mut Vec<(u32, u32)>) {
             let (a, b) = (out[i].0 as usize, out[j].1 as usize);
             // Specials kept whole are short, except dotted abbreviations ("U.S.A.").
             if (b - a <= 8 || text.as_bytes()[a + 1] == b'.')
-                && special(&text[a..b]).is_some_and(|lens| lens.len() == 1)
+                && special(&text[a..b]).is_some_and(|lens| lens[1] == 0)
             {
                 best = j;
                 break;
             }
         }
-        merged.push((out[i].0, out[best].1));
+        out[w] = (out[i].0, out[best].1);
+        w += 1;
         i = best + 1;
     }
-    out.truncate(first);
-    out.extend(merged);
+    out.truncate(w);
 }
 
-fn split_affixes(text: &str, start: usize, end: usize, out: &mut Vec<(u32, u32)>) {
+fn split_affixes(
+    text: &str,
+    start: usize,
+    end: usize,
+    out: &mut Vec<(u32, u32)>,
+    scratch: &mut PieceScratch,
+) {
     let (mut s, mut e) = (start, end);
-    let mut suffixes: Vec<(u32, u32)> = Vec::new();
+    let suffixes = &mut scratch.suffixes;
+    suffixes.clear();
     while s < e {
         let cur = &text[s..e];
         if special(cur).is_some() {
@@ -223,10 +280,10 @@ fn split_affixes(text: &str, start: usize, end: usize, out: &mut Vec<(u32, u32)>
         if is_url(&text[s..e]) {
             out.push((s as u32, e as u32));
         } else {
-            split_infixes(text, s, e, out);
+            split_infixes(text, s, e, out, &mut scratch.chars);
         }
     }
-    out.extend(suffixes.into_iter().rev());
+    out.extend(scratch.suffixes.iter().rev());
 }
 
 /// Abbreviations that keep their period (spaCy's English exceptions).
@@ -237,24 +294,52 @@ const ABBREVIATIONS: [&str; 44] = [
     "Dec.", "Ala.", "Ariz.", "Calif.", "Fla.", "Ill.", "Mass.", "Wash.",
 ];
 
-/// Emoticons and other pieces of punctuation that stay one token.
-const WHOLE: [&str; 40] = [
-    ":)", ":-)", ":))", ":-))", ":(", ":-(", ":((", ":/", ":-/", ":p", ":P", ":-p", ":-P", ":D",
-    ":-D", ";)", ";-)", ";D", ":o", ":O", ":]", ":-]", "[:", "):", "(:", "=)", "(=", "=(", ":'(",
-    ":')", "8)", "8-)", "xD", "XD", "<3", "</3", "''", "-_-", "^_^", "and/or",
-];
-
-/// Membership in `WHOLE`, by first byte then a hash lookup (this runs for every piece with
-/// punctuation, several times).
+/// Emoticons and other pieces of punctuation that stay one token. A `match` on string literals
+/// compiles to a switch on the length and then byte compares, with no hashing (this runs for
+/// every piece with punctuation, several times).
 fn is_whole(s: &str) -> bool {
-    static SET: LazyLock<(HashSet<&'static str>, [bool; 256])> = LazyLock::new(|| {
-        let mut first = [false; 256];
-        for w in WHOLE {
-            first[w.as_bytes()[0] as usize] = true;
-        }
-        (WHOLE.into_iter().collect(), first)
-    });
-    SET.1[s.as_bytes()[0] as usize] && SET.0.contains(s)
+    matches!(
+        s,
+        ":)" | ":-)"
+            | ":))"
+            | ":-))"
+            | ":("
+            | ":-("
+            | ":(("
+            | ":/"
+            | ":-/"
+            | ":p"
+            | ":P"
+            | ":-p"
+            | ":-P"
+            | ":D"
+            | ":-D"
+            | ";)"
+            | ";-)"
+            | ";D"
+            | ":o"
+            | ":O"
+            | ":]"
+            | ":-]"
+            | "[:"
+            | "):"
+            | "(:"
+            | "=)"
+            | "(="
+            | "=("
+            | ":'("
+            | ":')"
+            | "8)"
+            | "8-)"
+            | "xD"
+            | "XD"
+            | "<3"
+            | "</3"
+            | "''"
+            | "-_-"
+            | "^_^"
+            | "and/or"
+    )
 }
 
 /// Pronouns that spaCy also splits from a contraction written without its apostrophe ("youre").
@@ -264,14 +349,15 @@ const NOT_CONTRACTIONS: [&str; 8] = [
     "ill", "its", "hell", "shell", "shed", "were", "well", "whore",
 ];
 
-/// A special case: the byte lengths of its tokens, in order (one length: kept whole).
-fn special(s: &str) -> Option<Vec<usize>> {
+/// A special case, as the byte lengths of its tokens: `[whole, 0]` keeps it whole, `[a, b]`
+/// splits it in two.
+fn special(s: &str) -> Option<[usize; 2]> {
     let b = s.as_bytes();
     let (&first, &last) = (b.first()?, b.last()?);
     if last == b'.' {
         // "a.", "B.": a letter and its period.
         if b.len() == 2 && first.is_ascii_alphabetic() {
-            return Some(vec![2]);
+            return Some([2, 0]);
         }
         // "e.g.", "U.S.", "i.e.": letters each followed by a period, at least two of them.
         if b.len() >= 4
@@ -279,21 +365,22 @@ fn special(s: &str) -> Option<Vec<usize>> {
             && b.chunks(2)
                 .all(|p| p[0].is_ascii_alphabetic() && p[1] == b'.')
         {
-            return Some(vec![b.len()]);
+            return Some([b.len(), 0]);
         }
-        return (b.len() <= 7 && ABBREVIATIONS.contains(&s)).then(|| vec![b.len()]);
+        return (b.len() <= 7 && ABBREVIATIONS.contains(&s)).then_some([b.len(), 0]);
     }
     if b.len() > 14 {
         return None;
     }
     let letters = b.iter().all(u8::is_ascii_alphabetic);
     if b.len() <= 6 && (!letters || b.len() == 2) && is_whole(s) {
-        return Some(vec![b.len()]);
+        return Some([b.len(), 0]);
     }
     if letters && s.eq_ignore_ascii_case("cannot") {
-        return Some(vec![3, 3]);
+        return Some([3, 3]);
     }
-    let apostrophe = s.contains(['\'', '’']);
+    // '’' is the only special-case char whose UTF-8 starts with 0xE2.
+    let apostrophe = b.contains(&b'\'') || (b.contains(&0xE2) && s.contains('’'));
     // "don't" → "do" "n't"; "can't" → "ca" "n't".
     if apostrophe {
         for nt in ["n't", "n’t", "N'T", "N’T"] {
@@ -301,12 +388,17 @@ fn special(s: &str) -> Option<Vec<usize>> {
                 && !base.is_empty()
                 && base.chars().all(char::is_alphabetic)
             {
-                return Some(vec![base.len(), nt.len()]);
+                return Some([base.len(), nt.len()]);
             }
         }
     }
     // "I'm", "you're", "we'll", "they'd", "I've", and the same without the apostrophe.
-    if !(apostrophe || letters) || b.len() > 9 || !b"iyhswtIYHSWT".contains(&first) {
+    // Every contraction ends in "m", "re", "ve", "ll" or "d".
+    if !(apostrophe || letters)
+        || b.len() > 9
+        || !b"iyhswtIYHSWT".contains(&first)
+        || !matches!(last.to_ascii_lowercase(), b'm' | b'e' | b'l' | b'd')
+    {
         return None;
     }
     for p in PRONOUNS {
@@ -321,7 +413,7 @@ fn special(s: &str) -> Option<Vec<usize>> {
             _ => false,
         };
         if fits && !NOT_CONTRACTIONS.iter().any(|w| w.eq_ignore_ascii_case(s)) {
-            return Some(vec![p.len(), rest.len()]);
+            return Some([p.len(), rest.len()]);
         }
     }
     None
@@ -333,7 +425,7 @@ fn emit_special(text: &str, start: usize, end: usize, out: &mut Vec<(u32, u32)>)
         return false;
     };
     let mut at = start;
-    for n in lens {
+    for n in lens.into_iter().filter(|&n| n > 0) {
         out.push((at as u32, (at + n) as u32));
         at += n;
     }
@@ -344,8 +436,12 @@ fn emit_special(text: &str, start: usize, end: usize, out: &mut Vec<(u32, u32)>)
 /// `user@`, a host of dot-separated labels ending in a lowercase top-level domain of 2–63 letters
 /// (or a public IPv4 address), optional `:port`, optional path after `/`, `?` or `#`.
 fn is_url(s: &str) -> bool {
+    // Both a domain and an IPv4 address hold a dot.
+    if !s.contains('.') {
+        return false;
+    }
     let mut rest = s;
-    if let Some(i) = rest.find("://") {
+    if let Some(i) = s.as_bytes().windows(3).position(|w| w == b"://") {
         let scheme = &rest[..i];
         if scheme.chars().count() < 2
             || !scheme
@@ -399,6 +495,9 @@ fn is_domain(host: &str) -> bool {
 }
 
 fn is_public_ipv4(host: &str) -> bool {
+    if !host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return false;
+    }
     let parts: Vec<u32> = host.split('.').filter_map(|p| p.parse().ok()).collect();
     if parts.len() != 4 || host.split('.').count() != 4 || parts.iter().any(|&p| p > 255) {
         return false;
@@ -489,6 +588,10 @@ fn unit_suffix(s: &str) -> Option<usize> {
     // Units hold no digits, so the unit is everything after the last digit.
     let d = s.bytes().rposition(|b| b.is_ascii_digit())?;
     let unit = &s[d + 1..];
+    // The longest unit is four bytes ("km/h", "mbar", "km²").
+    if unit.len() > 4 {
+        return None;
+    }
     (!unit.is_empty() && (UNITS.contains(&unit) || unit == "K" || unit == "%"))
         .then_some(unit.len())
 }
@@ -496,15 +599,22 @@ fn unit_suffix(s: &str) -> Option<usize> {
 /// Split `text[start..end]` at its infixes: ellipses anywhere; hyphens, `/`, `:`, `<`, `>`, `=`
 /// between a word and a letter; `,` between letters; `.` between a lowercase and an uppercase
 /// letter; `+ - * ^` between digits.
-fn split_infixes(text: &str, start: usize, end: usize, out: &mut Vec<(u32, u32)>) {
+fn split_infixes(
+    text: &str,
+    start: usize,
+    end: usize,
+    out: &mut Vec<(u32, u32)>,
+    chars: &mut Vec<(usize, char)>,
+) {
     let s = &text[start..end];
-    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    chars.clear();
+    chars.extend(s.char_indices());
     let mut piece = 0; // byte offset in s where the current token began
     let mut k = 0;
     while k < chars.len() {
         let (off, c) = chars[k];
         let prev = (k > 0).then(|| chars[k - 1].1);
-        let infix_len = infix_at(&chars, k, prev, c, s);
+        let infix_len = infix_at(chars, k, prev, c, s);
         if let Some(len) = infix_len {
             if off > piece {
                 out.push(((start + piece) as u32, (start + off) as u32));
@@ -640,6 +750,17 @@ mod tests {
         );
         assert_eq!(words("wait…what"), ["wait", "…", "what"]);
         assert_eq!(words("1-2 3+4"), ["1", "-", "2", "3", "+", "4"]);
+    }
+
+    #[test]
+    fn letters_and_digits_stay_whole_unless_a_unit_follows() {
+        assert_eq!(
+            words("4957e323 v2 2022 5km 5K 12% слово5 déjà Cannot youre"),
+            [
+                "4957e323", "v2", "2022", "5", "km", "5", "K", "12", "%", "слово5", "déjà", "Can",
+                "not", "you", "re"
+            ]
+        );
     }
 
     #[test]
