@@ -2,21 +2,12 @@
 //!
 //!     cargo run --release -p shardforge-core --example filter_stages -- FILE.jsonl
 
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median_mbps;
+
 use shardforge_core::filter::Scratch;
 use shardforge_core::filter::{FilterConfig, Words};
-use std::time::Instant;
-
-fn median_mbps(bytes: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..5)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    bytes as f64 / 1e6 / t[2]
-}
 
 fn main() {
     let path = std::env::args().nth(1).expect("a JSONL file");
@@ -31,7 +22,7 @@ fn main() {
     let bytes: usize = texts.iter().map(String::len).sum();
     println!("{} docs, {bytes} bytes", texts.len());
     let mut words = Words::default();
-    let r = median_mbps(bytes, || {
+    let r = median_mbps(bytes, 5, || {
         for t in &texts {
             words.split(t);
         }
@@ -68,7 +59,7 @@ fn main() {
         } else {
             only(family)
         };
-        let r = median_mbps(bytes, || {
+        let r = median_mbps(bytes, 5, || {
             for t in &texts {
                 std::hint::black_box(cfg.evaluate(t, &mut scratch));
             }

@@ -2,24 +2,15 @@
 //!
 //!     cargo run --release -p shardforge-core --example sketch_stages -- FILE.jsonl [MB]
 
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median_mbps;
+
 use shardforge_core::minhash::{Permutations, Scheme};
 use shardforge_core::normalize::{NormalizeConfig, WordScratch, normalize_with};
 use shardforge_core::oph::OnePermutation;
 use shardforge_core::shingle::for_each_shingle;
 use shardforge_core::shingle::for_each_shingle_in_text;
-use std::time::Instant;
-
-fn median_mbps(bytes: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..7)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    bytes as f64 / 1e6 / t[3]
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -61,14 +52,14 @@ fn main() {
         texts.len(),
         bytes as f64 / nsh as f64
     );
-    let r = median_mbps(bytes, || {
+    let r = median_mbps(bytes, 7, || {
         for t in &texts {
             normalize_with(t, &cfg, &mut words, &mut norm);
             std::hint::black_box(&norm);
         }
     });
     println!("normalize        {r:8.1} MB/s of raw text");
-    let r = median_mbps(bytes, || {
+    let r = median_mbps(bytes, 7, || {
         let mut acc = 0u64;
         for t in &normalized {
             for_each_shingle(t, 5, |h| acc ^= h);
@@ -76,7 +67,7 @@ fn main() {
         std::hint::black_box(acc);
     });
     println!("shingle hashing  {r:8.1} MB/s of raw text");
-    let r = median_mbps(bytes, || {
+    let r = median_mbps(bytes, 7, || {
         let mut acc = 0u64;
         for t in &texts {
             for_each_shingle_in_text(t, &cfg, 5, &mut words, None, |h| acc ^= h);
@@ -89,7 +80,7 @@ fn main() {
             .unwrap();
     let mut scratch = shardforge_core::sketch::Scratch::default();
     let mut sig = vec![0u32; 128];
-    let r = median_mbps(bytes, || {
+    let r = median_mbps(bytes, 7, || {
         for t in &texts {
             sk.sign(t, &mut scratch, &mut sig);
         }
@@ -100,7 +91,7 @@ fn main() {
         ..Default::default()
     })
     .unwrap();
-    let r = median_mbps(bytes, || {
+    let r = median_mbps(bytes, 7, || {
         for t in &texts {
             sk.sign(t, &mut scratch, &mut sig);
         }
@@ -116,7 +107,7 @@ fn main() {
                 h
             })
             .collect();
-        let r = median_mbps(bytes, || {
+        let r = median_mbps(bytes, 7, || {
             for h in &inputs {
                 perms.sign(h, &mut sig);
                 std::hint::black_box(&sig);
@@ -128,7 +119,7 @@ fn main() {
         );
     }
     let oph = OnePermutation::new(128, 1);
-    let r = median_mbps(bytes, || {
+    let r = median_mbps(bytes, 7, || {
         for h in &shingles {
             oph.sign(h, &mut sig);
             std::hint::black_box(&sig);

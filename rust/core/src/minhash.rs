@@ -351,27 +351,45 @@ fn sign_mersenne_generic(a: &[u64], b: &[u64], inputs: &[u32], sig: &mut [u32]) 
     }
 }
 
-/// The legacy map in four 64-bit lanes: AVX2 has no 64-bit multiply, but `x` < 2^32, so
-/// `a·x mod 2^64` is `a_lo·x + (a_hi·x << 32)`, two 32×32→64 multiplies.
+/// Run a Mersenne tile kernel over `inputs`: tiles of 1024 inputs, widened once to 64-bit lanes
+/// (8 KiB, stays in L1), each cut to a multiple of `lanes` for the kernel; the tile's last few
+/// inputs take the scalar map.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sign_mersenne_avx2(a: &[u64], b: &[u64], inputs: &[u32], sig: &mut [u32]) {
+#[allow(clippy::inline_always)]
+#[inline(always)] // into each SIMD wrapper, so the widening loop compiles with its features
+fn sign_mersenne_tiled(
+    a: &[u64],
+    b: &[u64],
+    inputs: &[u32],
+    sig: &mut [u32],
+    lanes: usize,
+    mut kernel: impl FnMut(&[u64], &mut [u32]),
+) {
     sig.fill(u32::MAX);
-    // Tiles of 1024 inputs, widened once to 64-bit lanes (8 KiB, stays in L1).
     let mut wide = [0u64; 1024];
     for tile in inputs.chunks(wide.len()) {
-        let body = tile.len() / 8 * 8;
+        let body = tile.len() / lanes * lanes;
         for (w, &x) in wide.iter_mut().zip(&tile[..body]) {
             *w = u64::from(x);
         }
-        // SAFETY: the caller checked AVX2, which is all the tile kernel needs.
-        unsafe { sign_mersenne_tile_avx2(a, b, &wide[..body], sig) };
+        kernel(&wide[..body], sig);
         for ((&ai, &bi), out) in a.iter().zip(b).zip(sig.iter_mut()) {
             for &x in &tile[body..] {
                 *out = (*out).min(mersenne_map(ai, bi, x));
             }
         }
     }
+}
+
+/// The legacy map in four 64-bit lanes: AVX2 has no 64-bit multiply, but `x` < 2^32, so
+/// `a·x mod 2^64` is `a_lo·x + (a_hi·x << 32)`, two 32×32→64 multiplies.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sign_mersenne_avx2(a: &[u64], b: &[u64], inputs: &[u32], sig: &mut [u32]) {
+    sign_mersenne_tiled(a, b, inputs, sig, 8, |wide, sig| {
+        // SAFETY: the caller checked AVX2, which is all the tile kernel needs.
+        unsafe { sign_mersenne_tile_avx2(a, b, wide, sig) };
+    });
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -419,21 +437,10 @@ unsafe fn sign_mersenne_tile_avx2(a: &[u64], b: &[u64], wide: &[u64], sig: &mut 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn sign_mersenne_avx512(a: &[u64], b: &[u64], inputs: &[u32], sig: &mut [u32]) {
-    sig.fill(u32::MAX);
-    let mut wide = [0u64; 1024];
-    for tile in inputs.chunks(wide.len()) {
-        let body = tile.len() / 16 * 16;
-        for (w, &x) in wide.iter_mut().zip(&tile[..body]) {
-            *w = u64::from(x);
-        }
+    sign_mersenne_tiled(a, b, inputs, sig, 16, |wide, sig| {
         // SAFETY: the caller checked AVX-512F and DQ, all the tile kernel needs.
-        unsafe { sign_mersenne_tile_avx512(a, b, &wide[..body], sig) };
-        for ((&ai, &bi), out) in a.iter().zip(b).zip(sig.iter_mut()) {
-            for &x in &tile[body..] {
-                *out = (*out).min(mersenne_map(ai, bi, x));
-            }
-        }
-    }
+        unsafe { sign_mersenne_tile_avx512(a, b, wide, sig) };
+    });
 }
 
 #[cfg(target_arch = "x86_64")]
