@@ -66,9 +66,41 @@ pub fn is_terminal_punctuation(c: char) -> bool {
     TERMINAL_PUNCTUATION.binary_search(&(c as u32)).is_ok()
 }
 
+/// `char::is_alphabetic`, from a bitmap for the Basic Multilingual Plane (8 KiB, built on first
+/// use). The standard library searches Unicode's ranges for every non-ASCII char; on Cyrillic
+/// text that search took 63 % of the word splitter's time.
+#[inline]
+#[must_use]
+pub fn is_alphabetic(c: char) -> bool {
+    static BMP: std::sync::LazyLock<Box<[u64; 1024]>> = std::sync::LazyLock::new(|| {
+        let mut bits = Box::new([0u64; 1024]);
+        for cp in 0..0x1_0000u32 {
+            if char::from_u32(cp).is_some_and(char::is_alphabetic) {
+                bits[(cp >> 6) as usize] |= 1 << (cp & 63);
+            }
+        }
+        bits
+    });
+    let cp = c as u32;
+    if cp < 0x80 {
+        c.is_ascii_alphabetic()
+    } else if cp < 0x1_0000 {
+        BMP[(cp >> 6) as usize] >> (cp & 63) & 1 != 0
+    } else {
+        c.is_alphabetic()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alphabetic_bitmap_matches_the_standard_library() {
+        for c in (0..=0x10_FFFFu32).filter_map(char::from_u32) {
+            assert_eq!(is_alphabetic(c), c.is_alphabetic(), "{:#x}", c as u32);
+        }
+    }
 
     #[test]
     fn ascii_fast_paths_match_the_tables() {

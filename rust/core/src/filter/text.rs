@@ -85,7 +85,7 @@ pub fn is_py_alpha(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphabetic();
     }
-    c.is_alphabetic() && !is_mark_like(c)
+    super::charsets::is_alphabetic(c) && !is_mark_like(c)
 }
 
 /// Combining marks that Rust counts as alphabetic and Python does not (the common blocks).

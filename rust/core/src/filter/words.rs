@@ -7,6 +7,8 @@
 //! `/`, `:` or `=` between a word and a letter. URLs and dotted abbreviations (`e.g.`, `U.S.`) stay
 //! whole. Every token is a `(start, end)` byte span into the text.
 
+use super::charsets::is_alphabetic;
+
 /// Punctuation split off at either end of a piece (spaCy's punctuation, quote and bracket lists).
 fn is_edge_punct(c: char) -> bool {
     matches!(
@@ -183,7 +185,7 @@ fn split_piece(
     if !ascii_letters
         && text[start..end]
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || (!c.is_ascii() && c.is_alphabetic()))
+            .all(|c| c.is_ascii_alphanumeric() || is_alphabetic(c))
         && unit_suffix(&text[start..end]).is_none()
     {
         out.push((start as u32, end as u32));
@@ -353,7 +355,7 @@ fn special(s: &str) -> Option<[usize; 2]> {
         for nt in ["n't", "n’t", "N'T", "N’T"] {
             if let Some(base) = s.strip_suffix(nt)
                 && !base.is_empty()
-                && base.chars().all(char::is_alphabetic)
+                && base.chars().all(is_alphabetic)
             {
                 return Some([base.len(), nt.len()]);
             }
@@ -616,7 +618,7 @@ fn infix_at(
     }
     let prev = prev?;
     let next = next?;
-    let word_before = prev.is_alphabetic() || prev.is_ascii_digit();
+    let word_before = is_alphabetic(prev) || prev.is_ascii_digit();
     if is_hyphen(c) {
         // "--" and "---" count as one hyphen.
         let run = chars[k..]
@@ -625,7 +627,7 @@ fn infix_at(
             .count()
             .max(1);
         let after = chars.get(k + run).map(|&(_, n)| n);
-        if word_before && after.is_some_and(char::is_alphabetic) {
+        if word_before && after.is_some_and(is_alphabetic) {
             return Some(run);
         }
         if prev.is_ascii_digit()
@@ -637,8 +639,8 @@ fn infix_at(
         return None;
     }
     match c {
-        '/' | ':' | '<' | '>' | '=' if word_before && next.is_alphabetic() => Some(1),
-        ',' if prev.is_alphabetic() && next.is_alphabetic() => Some(1),
+        '/' | ':' | '<' | '>' | '=' if word_before && is_alphabetic(next) => Some(1),
+        ',' if is_alphabetic(prev) && is_alphabetic(next) => Some(1),
         '.' if (prev.is_lowercase() || is_quote(prev))
             && (next.is_uppercase() || is_quote(next)) =>
         {
