@@ -595,6 +595,16 @@ mod tests {
         }
     }
 
+    /// The eight configs the byte and code-point tables are built for (NFKC off).
+    fn every_ascii_config() -> impl Iterator<Item = NormalizeConfig> {
+        (0..8).map(|bits| NormalizeConfig {
+            lowercase: bits & 1 != 0,
+            strip_punctuation: bits & 2 != 0,
+            fold_digits: bits & 4 != 0,
+            nfkc: false,
+        })
+    }
+
     #[test]
     fn wide_table_matches_the_char_rules() {
         // Every code point of the BMP, ASCII too, between word bytes and separators, under
@@ -603,13 +613,7 @@ mod tests {
         for c in (0u32..WIDE as u32).filter_map(char::from_u32) {
             text.extend(['a', c, 'b', ' ', c, ' ']);
         }
-        for bits in 0..8 {
-            let cfg = NormalizeConfig {
-                lowercase: bits & 1 != 0,
-                strip_punctuation: bits & 2 != 0,
-                fold_digits: bits & 4 != 0,
-                nfkc: false,
-            };
+        for cfg in every_ascii_config() {
             let (mut fast, mut slow) = (String::new(), String::new());
             push_words(&text, &cfg, Some(&wide_table(&cfg)), &mut fast);
             push_words(&text, &cfg, None, &mut slow);
@@ -660,13 +664,7 @@ mod tests {
         // 256 bytes in four 64-byte chunks go through the vector path; one more byte takes the
         // scalar tail.
         let bytes: Vec<u8> = (0..=255u8).chain([b'Q']).collect();
-        for bits in 0..8 {
-            let cfg = NormalizeConfig {
-                lowercase: bits & 1 != 0,
-                strip_punctuation: bits & 2 != 0,
-                fold_digits: bits & 4 != 0,
-                nfkc: false,
-            };
+        for cfg in every_ascii_config() {
             let table = byte_table(&cfg);
             let (mut mapped, mut words, mut high) = (Vec::new(), Vec::new(), Vec::new());
             map_bytes(&bytes, &cfg, &table, &mut mapped, &mut words, &mut high);

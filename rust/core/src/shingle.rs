@@ -1,12 +1,12 @@
 //! Word n-gram shingles, hashed without building n-gram strings.
 //!
 //! Each word is hashed once (`padded_word_hash` of its normalized bytes), and the n-gram starting
-//! at word `i` hashes to `mix(Σ_t w_{i+t}·P^{n-1-t} mod 2^64)`: a polynomial of its word hashes, updated in O(1)
-//! as the window slides, then mixed by a bijection. The word hashes are independent uniform values and every
-//! power of the odd `P` is invertible mod 2^64, so two different n-grams collide with probability
-//! below 2^-56; reordered words give different hashes. Hashing each word once instead of each
-//! n-gram's bytes does n times less hashing. A text shorter than `n` words becomes one shingle of all
-//! its words, as datasketch and datatrove do.
+//! at word `i` hashes to `mix(Σ_t w_{i+t}·P^{n-1-t} mod 2^64)`: a polynomial of its word hashes,
+//! updated in O(1) as the window slides, then mixed by a bijection. The word hashes are
+//! independent uniform values and every power of the odd `P` is invertible mod 2^64, so two
+//! different n-grams collide with probability below 2^-56; reordered words give different hashes.
+//! Hashing each word once instead of each n-gram's bytes does n times less hashing. A text shorter
+//! than `n` words becomes one shingle of all its words, as datasketch and datatrove do.
 
 use crate::normalize::{
     NormalizeConfig, WORD_PAD, WordScratch, for_each_padded_word, push_padded_word,
