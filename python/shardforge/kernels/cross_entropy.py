@@ -18,7 +18,7 @@ if _common.HAS_TRITON:
 
     @triton.jit
     def _ce_grad_kernel(
-        LOGITS, stride, LABELS, LOSS, n_cols, ignore_index, scale, smoothing, z_loss,
+        LOGITS, stride, LABELS, LOSS, SCALE, n_cols, ignore_index, smoothing, z_loss,
         BLOCK: tl.constexpr, WRITE_GRAD: tl.constexpr,
     ):  # fmt: skip
         row = tl.program_id(0).to(tl.int64)
@@ -40,7 +40,7 @@ if _common.HAS_TRITON:
         lse = m + tl.log(s)
         x_y = tl.load(ptr + y, mask=valid, other=0.0).to(tl.float32)
         loss = (1.0 - smoothing) * (lse - x_y) + smoothing * (lse - total / n_cols) + z_loss * lse * lse
-        scale = tl.where(valid, scale, 0.0)
+        scale = tl.where(valid, tl.load(SCALE), 0.0)
         tl.store(LOSS + row, loss * scale)
         if not WRITE_GRAD:
             return
@@ -58,7 +58,7 @@ def _ce_grad_torch(
     logits: torch.Tensor,
     labels: torch.Tensor,
     ignore_index: int,
-    scale: float,
+    scale: torch.Tensor,
     smoothing: float,
     z_loss: float,
 ) -> torch.Tensor:
@@ -107,8 +107,9 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
     ) -> torch.Tensor:
         rows, dim = hidden.shape
         vocab = weight.shape[0]
-        n_valid = int((labels != ignore_index).sum())
-        scale = 1.0 / max(1, n_valid)
+        # 1 / valid labels, kept on the device: reading it on the host would wait for the whole
+        # forward pass queued before the loss.
+        scale = 1.0 / (labels != ignore_index).sum().clamp(min=1).float()
         triton_ok = _common.use_triton(hidden)
         d_hidden = (
             _common.empty(rows, dim, dtype=hidden.dtype, device=hidden.device)
@@ -121,7 +122,13 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         # kernel never reads it, and its gradient stays 0.
         padded = -(-vocab // VOCAB_ALIGN) * VOCAB_ALIGN
         w = weight if padded == vocab else torch.nn.functional.pad(weight, (0, 0, 0, padded - vocab))
-        d_weight = torch.zeros_like(w) if need_grad and weight.requires_grad else None
+        # The first chunk's product is written into `d_weight`, later ones added to it: zeroing it
+        # first would cost one more write and read of `vocab x dim` (1 GiB at vocab 128k).
+        d_weight = None
+        if need_grad and weight.requires_grad:
+            d_weight = (
+                _common.empty(*w.shape, dtype=w.dtype, device=w.device) if rows else torch.zeros_like(w)
+            )
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
         step = chunk_rows or default_chunk_rows(rows)
         for a in range(0, rows, step):
@@ -132,7 +139,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                 per_row = _common.empty(len(h), dtype=torch.float32, device=hidden.device)
                 block = _common.block_for(vocab, cap=CUDA_BLOCK if hidden.is_cuda else 4096)
                 _ce_grad_kernel[(len(h),)](
-                    logits, logits.stride(0), y, per_row, vocab, ignore_index, scale, label_smoothing, z_loss,
+                    logits, logits.stride(0), y, per_row, scale, vocab, ignore_index, label_smoothing, z_loss,
                     BLOCK=block, WRITE_GRAD=need_grad, num_warps=_common.warps_for(block),
                 )  # fmt: skip
             else:
@@ -141,7 +148,10 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
             if d_hidden is not None:
                 torch.mm(logits, w, out=d_hidden[a : a + step])
             if d_weight is not None:
-                d_weight.addmm_(logits.T, h)
+                if a == 0:
+                    torch.mm(logits.T, h, out=d_weight)
+                else:
+                    d_weight.addmm_(logits.T, h)
         if d_weight is not None and padded != vocab:
             d_weight = d_weight[:vocab]
         ctx.save_for_backward(d_hidden, d_weight)
