@@ -3,24 +3,28 @@
 //! For these the crate's pre-tokenization is: split the text with one regex (matches and the gaps
 //! between them become words), then spell every byte of a word as one of 256 printable characters.
 //! The crate does this on `NormalizedString`s, which carry an alignment pair per byte; that
-//! bookkeeping, not BPE, is most of its time. Here the same regex (compiled by the crate's own
-//! `SysRegex`, i.e. oniguruma, as in the Python package) runs over the raw `&str`, each word is
-//! looked up in the per-thread cache by its raw bytes, and only a miss is spelled out and sent to
-//! the model. Only tokenizer shapes that are recognised exactly take this path, and a document
-//! that contains the text of an added token goes through the crate's path instead, so the ids are
-//! the crate's ids; a test checks them against the Python `tokenizers` package.
+//! bookkeeping, not BPE, is most of its time. Here the text is split over the raw `&str`, by a
+//! hand-written matcher when the regex is GPT-2's or cl100k's (`pretokenize`), otherwise by the
+//! same regex compiled by the crate's own `SysRegex` (oniguruma, as in the Python package). Each
+//! word is looked up in the per-thread cache by its raw bytes, and only a miss is spelled out and
+//! sent to the model. Only tokenizer shapes that are recognised exactly take this path, and a
+//! document that contains the text of an added token goes through the crate's path instead, so the
+//! ids are the crate's ids; a test checks them against the Python `tokenizers` package.
 
+use super::pretokenize::{GPT2_PATTERN, Split};
 use aho_corasick::AhoCorasick;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 use tokenizers::utils::SysRegex;
 
-/// GPT-2's byte regex, the one `ByteLevel { use_regex: true }` splits with.
-const GPT2_PATTERN: &str =
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+/// How words are split off the text.
+enum Splitter {
+    Known(Split),
+    Regex(SysRegex),
+}
 
 pub struct ByteLevelPath {
-    regex: SysRegex,
+    splitter: Splitter,
     /// Contents of the added tokens; a document containing one takes the crate's path.
     added: Option<AhoCorasick>,
     /// Byte → the character GPT-2's `bytes_to_unicode` spells it with.
@@ -37,7 +41,10 @@ impl ByteLevelPath {
         }
         let pre = serde_json::to_value(tk.get_pre_tokenizer()?).ok()?;
         let pattern = split_pattern(&pre)?;
-        let regex = SysRegex::new(&pattern).ok()?;
+        let splitter = match Split::for_pattern(&pattern) {
+            Some(split) => Splitter::Known(split),
+            None => Splitter::Regex(SysRegex::new(&pattern).ok()?),
+        };
         let contents: Vec<String> = tk
             .get_added_tokens_decoder()
             .values()
@@ -50,7 +57,7 @@ impl ByteLevelPath {
             Some(AhoCorasick::new(&contents).ok()?)
         };
         Some(Self {
-            regex,
+            splitter,
             added,
             chars: bytes_to_chars(),
         })
@@ -68,8 +75,12 @@ impl ByteLevelPath {
         text: &str,
         mut word: impl FnMut(&str) -> Result<(), E>,
     ) -> Result<(), E> {
+        let regex = match &self.splitter {
+            Splitter::Known(split) => return split.for_each_word(text, word),
+            Splitter::Regex(regex) => regex,
+        };
         let mut prev = 0;
-        for (start, end) in self.regex.find_iter(text) {
+        for (start, end) in regex.find_iter(text) {
             if start > prev {
                 word(&text[prev..start])?;
             }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod encoder;
 pub mod manifest;
 pub mod pipeline;
+pub mod pretokenize;
 pub mod shard;
 pub mod train;
 pub mod verify;

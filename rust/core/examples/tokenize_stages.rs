@@ -1,0 +1,80 @@
+//! Time byte-level tokenization on a JSONL file, one thread: GPT-2's and cl100k's splits by the
+//! regex engine and by the hand-written matchers (checked equal on the file), then whole encoding
+//! with the per-thread word cache.
+//!
+//!     cargo run --release -p shardforge-core --example tokenize_stages -- TOKENIZER.json FILE.jsonl [MB]
+
+#[path = "common/timing.rs"]
+mod timing;
+use timing::median_mbps;
+
+use shardforge_core::tokenize::Encoder;
+use shardforge_core::tokenize::pretokenize::{CL100K_PATTERN, GPT2_PATTERN, Split};
+use std::path::Path;
+use tokenizers::utils::SysRegex;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mb: f64 = args.get(3).map_or(10.0, |s| s.parse().unwrap());
+    let mut texts = Vec::new();
+    let mut bytes = 0;
+    for line in std::fs::read_to_string(&args[2]).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = v["text"].as_str().unwrap().to_string();
+        bytes += t.len();
+        texts.push(t);
+        if bytes as f64 > mb * 1e6 {
+            break;
+        }
+    }
+    // Vocabularies converted from tiktoken may lack an end-of-text token; one is then added.
+    println!("{} docs, {bytes} bytes", texts.len());
+    for (split, pattern) in [(Split::Gpt2, GPT2_PATTERN), (Split::Cl100k, CL100K_PATTERN)] {
+        let regex = SysRegex::new(pattern).unwrap();
+        let by_regex = median_mbps(bytes, 3, || {
+            for t in &texts {
+                std::hint::black_box(regex.find_iter(t).count());
+            }
+        });
+        let by_matcher = median_mbps(bytes, 5, || {
+            for t in &texts {
+                split.for_each_word(t, |_| Ok::<(), ()>(())).unwrap();
+            }
+        });
+        let mut words = 0;
+        for t in &texts {
+            let mut expected = regex.find_iter(t).map(|(a, b)| &t[a..b]);
+            split
+                .for_each_word(t, |w| {
+                    assert_eq!(Some(w), expected.next(), "{split:?} split differs");
+                    words += 1;
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            assert_eq!(expected.next(), None, "{split:?} split differs");
+        }
+        println!(
+            "{:<24} regex {by_regex:6.1} MB/s, matcher {by_matcher:6.1} MB/s ({:.1}x), {words} words, equal",
+            format!("{split:?} split"),
+            by_matcher / by_regex
+        );
+    }
+    // Vocabularies converted from tiktoken may lack an end-of-text token; one is then added.
+    let enc = Encoder::from_file(Path::new(&args[1]), Some("<|endoftext|>"), None).unwrap();
+    let mut ids = Vec::new();
+    let encode = median_mbps(bytes, 5, || {
+        ids.clear();
+        for t in &texts {
+            enc.encode_cached(t, &mut ids).unwrap();
+        }
+    });
+    // A digest of the ids, so a change that alters them shows.
+    let digest = ids.iter().fold(0u64, |h, &id| {
+        (h ^ u64::from(id)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    });
+    println!(
+        "{:<24} {encode:8.1} MB/s ({} ids, digest {digest:016x})",
+        "encode (warm cache)",
+        ids.len()
+    );
+}
