@@ -9,18 +9,12 @@
 //! Python `tokenizers` package.
 
 use super::byte_level::ByteLevelPath;
+use super::word_cache::WordCache;
 use crate::error::{Error, Result};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokenizers::{AddedToken, Model, OffsetReferential, OffsetType, PreTokenizer, Tokenizer};
-use xxhash_rust::xxh3::Xxh3Builder;
-
-/// Words cached per thread before the cache is cleared (bounds memory on very diverse text).
-const CACHE_WORDS: usize = 1 << 18;
-/// Words longer than this are not cached (rare, and they would crowd out the common ones).
-const CACHE_MAX_WORD: usize = 64;
 
 const EOS_CANDIDATES: [&str; 5] = ["<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "[SEP]"];
 const BOS_CANDIDATES: [&str; 4] = ["<|begin_of_text|>", "<s>", "<bos>", "[CLS]"];
@@ -58,8 +52,8 @@ pub struct Encoder {
 /// byte-level path) and a buffer for spelled-out words.
 #[derive(Default)]
 pub struct EncodeScratch {
-    cache: HashMap<Box<str>, Box<[u32]>, Xxh3Builder>,
-    raw_cache: HashMap<Box<str>, Box<[u32]>, Xxh3Builder>,
+    cache: WordCache,
+    raw_cache: WordCache,
     spelled: String,
 }
 
@@ -67,15 +61,6 @@ impl EncodeScratch {
     fn clear(&mut self) {
         self.cache.clear();
         self.raw_cache.clear();
-    }
-}
-
-fn remember(cache: &mut HashMap<Box<str>, Box<[u32]>, Xxh3Builder>, word: &str, ids: &[u32]) {
-    if word.len() <= CACHE_MAX_WORD {
-        if cache.len() >= CACHE_WORDS {
-            cache.clear();
-        }
-        cache.insert(word.into(), ids.into());
     }
 }
 
@@ -183,8 +168,7 @@ impl Encoder {
             raw_cache, spelled, ..
         } = scratch;
         bl.for_each_word(text, |word| {
-            if let Some(ids) = raw_cache.get(word) {
-                out.extend_from_slice(ids);
+            if raw_cache.extend_into(word.as_bytes(), out) {
                 return Ok(());
             }
             bl.spell(word, spelled);
@@ -196,7 +180,7 @@ impl Encoder {
                     .iter()
                     .map(|t| t.id),
             );
-            remember(raw_cache, word, &out[start..]);
+            raw_cache.insert(word.as_bytes(), &out[start..]);
             Ok(())
         })
     }
@@ -225,8 +209,7 @@ impl Encoder {
             if word.is_empty() {
                 continue;
             }
-            if let Some(ids) = scratch.cache.get(word) {
-                out.extend_from_slice(ids);
+            if scratch.cache.extend_into(word.as_bytes(), out) {
                 continue;
             }
             let start = out.len();
@@ -237,7 +220,7 @@ impl Encoder {
                     .iter()
                     .map(|t| t.id),
             );
-            remember(&mut scratch.cache, word, &out[start..]);
+            scratch.cache.insert(word.as_bytes(), &out[start..]);
         }
         Ok(())
     }

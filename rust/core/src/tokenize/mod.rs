@@ -10,6 +10,7 @@ pub mod pretokenize;
 pub mod shard;
 pub mod train;
 pub mod verify;
+pub mod word_cache;
 
 pub use config::TokenizeConfig;
 pub use encoder::Encoder;
