@@ -11,6 +11,7 @@
 //! document that contains the text of an added token goes through the crate's path instead, so the
 //! ids are the crate's ids; a test checks them against the Python `tokenizers` package.
 
+use super::byte_bpe::ByteBpe;
 use super::pretokenize::{GPT2_PATTERN, Split};
 use aho_corasick::AhoCorasick;
 use serde_json::Value;
@@ -29,13 +30,15 @@ pub struct ByteLevelPath {
     added: Option<AhoCorasick>,
     /// Byte → the character GPT-2's `bytes_to_unicode` spells it with.
     chars: [char; 256],
+    /// The model's merges on raw bytes, when the model is a plain BPE (else the crate's model).
+    pub bpe: Option<ByteBpe>,
 }
 
 impl ByteLevelPath {
     /// The direct path for `tk`, when its normalizer and pre-tokenizer are exactly a byte-level
     /// shape this module reproduces; None otherwise.
     #[must_use]
-    pub fn detect(tk: &Tokenizer) -> Option<Self> {
+    pub fn detect(tk: &Tokenizer, json: Option<&str>) -> Option<Self> {
         if tk.get_normalizer().is_some() {
             return None;
         }
@@ -56,10 +59,12 @@ impl ByteLevelPath {
         } else {
             Some(AhoCorasick::new(&contents).ok()?)
         };
+        let chars = bytes_to_chars();
         Some(Self {
             splitter,
             added,
-            chars: bytes_to_chars(),
+            chars,
+            bpe: ByteBpe::detect(tk, &chars, json),
         })
     }
 
@@ -133,7 +138,7 @@ fn split_pattern(pre: &Value) -> Option<String> {
 
 /// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand for themselves, the other 68 bytes
 /// take the code points from 256 up, in byte order.
-fn bytes_to_chars() -> [char; 256] {
+pub(super) fn bytes_to_chars() -> [char; 256] {
     let mut chars = ['\0'; 256];
     let mut next = 256u32;
     for b in 0..=255u8 {

@@ -8,6 +8,7 @@
 //! (`byte_level`). The ids are the crate's ids by construction, and a test checks them against the
 //! Python `tokenizers` package.
 
+use super::byte_bpe::BpeScratch;
 use super::byte_level::ByteLevelPath;
 use super::word_cache::WordCache;
 use crate::error::{Error, Result};
@@ -55,6 +56,7 @@ pub struct EncodeScratch {
     cache: WordCache,
     raw_cache: WordCache,
     spelled: String,
+    bpe: BpeScratch,
 }
 
 impl EncodeScratch {
@@ -73,7 +75,8 @@ impl Encoder {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        Self::new(tokenizer, path, eos, bos)
+        let json = std::str::from_utf8(&bytes).ok();
+        Self::new(tokenizer, path, eos, bos, json)
     }
 
     /// A named `eos`/`bos` token the vocabulary lacks is added as a special token after the last
@@ -83,6 +86,7 @@ impl Encoder {
         path: &Path,
         eos: Option<&str>,
         bos: Option<&str>,
+        json: Option<&str>,
     ) -> Result<Self> {
         let mut added = Vec::new();
         for name in [eos, bos].into_iter().flatten() {
@@ -119,7 +123,7 @@ impl Encoder {
             pad: find(None, &PAD_CANDIDATES, "padding")?,
         };
         let vocab_size = tokenizer.get_vocab_size(true);
-        let byte_level = ByteLevelPath::detect(&tokenizer);
+        let byte_level = ByteLevelPath::detect(&tokenizer, json);
         Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tokenizer,
@@ -165,21 +169,32 @@ impl Encoder {
     ) -> Result<()> {
         let model = self.tokenizer.get_model();
         let EncodeScratch {
-            raw_cache, spelled, ..
+            raw_cache,
+            spelled,
+            bpe: bpe_scratch,
+            ..
         } = scratch;
         bl.for_each_word(text, |word| {
             if raw_cache.extend_into(word.as_bytes(), out) {
                 return Ok(());
             }
-            bl.spell(word, spelled);
             let start = out.len();
-            out.extend(
-                model
-                    .tokenize(spelled)
-                    .map_err(encode_error)?
-                    .iter()
-                    .map(|t| t.id),
-            );
+            if let Some(bpe) = &bl.bpe {
+                let token_id = || {
+                    bl.spell(word, spelled);
+                    model.token_to_id(spelled)
+                };
+                bpe.encode(word.as_bytes(), token_id, bpe_scratch, out);
+            } else {
+                bl.spell(word, spelled);
+                out.extend(
+                    model
+                        .tokenize(spelled)
+                        .map_err(encode_error)?
+                        .iter()
+                        .map(|t| t.id),
+                );
+            }
             raw_cache.insert(word.as_bytes(), &out[start..]);
             Ok(())
         })

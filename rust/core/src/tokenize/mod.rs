@@ -1,6 +1,7 @@
 //! Tokenization into the token dataset of DESIGN §3: `manifest.json`, `tokenizer.json`,
 //! `NNNNN.tokens` and `NNNNN.parquet`.
 
+pub mod byte_bpe;
 pub mod byte_level;
 pub mod config;
 pub mod encoder;
