@@ -2,8 +2,11 @@
 //!
 //!     cargo run --release -p shardforge-core --example filter_stages -- FILE.jsonl
 
+#[path = "common/texts.rs"]
+mod texts;
 #[path = "common/timing.rs"]
 mod timing;
+use texts::read_texts;
 use timing::median_mbps;
 
 use shardforge_core::filter::Scratch;
@@ -11,15 +14,7 @@ use shardforge_core::filter::{FilterConfig, Words};
 
 fn main() {
     let path = std::env::args().nth(1).expect("a JSONL file");
-    let texts: Vec<String> = std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["text"].as_str().unwrap().to_string()
-        })
-        .collect();
-    let bytes: usize = texts.iter().map(String::len).sum();
+    let (texts, bytes) = read_texts(&path, f64::INFINITY);
     println!("{} docs, {bytes} bytes", texts.len());
     let mut words = Words::default();
     let r = median_mbps(bytes, 5, || {

@@ -2,8 +2,11 @@
 //!
 //!     cargo run --release -p shardforge-core --example sketch_stages -- FILE.jsonl [MB]
 
+#[path = "common/texts.rs"]
+mod texts;
 #[path = "common/timing.rs"]
 mod timing;
+use texts::read_texts;
 use timing::median_mbps;
 
 use shardforge_core::minhash::{Permutations, Scheme};
@@ -15,18 +18,7 @@ use shardforge_core::shingle::for_each_shingle_in_text;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mb: f64 = args.get(2).map_or(10.0, |s| s.parse().unwrap());
-    let data = std::fs::read_to_string(&args[1]).unwrap();
-    let mut texts = Vec::new();
-    let mut bytes = 0;
-    for line in data.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let t = v["text"].as_str().unwrap().to_string();
-        bytes += t.len();
-        texts.push(t);
-        if bytes as f64 > mb * 1e6 {
-            break;
-        }
-    }
+    let (texts, bytes) = read_texts(&args[1], mb);
     let cfg = NormalizeConfig::default();
     let mut norm = String::new();
     let mut words = WordScratch::default();

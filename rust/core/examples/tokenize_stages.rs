@@ -4,8 +4,11 @@
 //!
 //!     cargo run --release -p shardforge-core --example tokenize_stages -- TOKENIZER.json FILE.jsonl [MB]
 
+#[path = "common/texts.rs"]
+mod texts;
 #[path = "common/timing.rs"]
 mod timing;
+use texts::read_texts;
 use timing::median_mbps;
 
 use shardforge_core::tokenize::Encoder;
@@ -16,18 +19,7 @@ use tokenizers::utils::SysRegex;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mb: f64 = args.get(3).map_or(10.0, |s| s.parse().unwrap());
-    let mut texts = Vec::new();
-    let mut bytes = 0;
-    for line in std::fs::read_to_string(&args[2]).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let t = v["text"].as_str().unwrap().to_string();
-        bytes += t.len();
-        texts.push(t);
-        if bytes as f64 > mb * 1e6 {
-            break;
-        }
-    }
-    // Vocabularies converted from tiktoken may lack an end-of-text token; one is then added.
+    let (texts, bytes) = read_texts(&args[2], mb);
     println!("{} docs, {bytes} bytes", texts.len());
     for (split, pattern) in [(Split::Gpt2, GPT2_PATTERN), (Split::Cl100k, CL100K_PATTERN)] {
         let regex = SysRegex::new(pattern).unwrap();
@@ -59,8 +51,8 @@ fn main() {
             by_matcher / by_regex
         );
     }
-    // Vocabularies converted from tiktoken may lack an end-of-text token; one is then added.
     let t = std::time::Instant::now();
+    // Vocabularies converted from tiktoken may lack an end-of-text token; one is then added.
     let enc = Encoder::from_file(Path::new(&args[1]), Some("<|endoftext|>"), None).unwrap();
     let load = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();

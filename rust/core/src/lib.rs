@@ -27,6 +27,8 @@ pub mod oph;
 pub mod reader;
 pub mod shingle;
 pub mod sketch;
+#[cfg(test)]
+mod test_rng;
 pub mod tokenize;
 pub mod union_find;
 

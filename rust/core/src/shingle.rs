@@ -314,13 +314,8 @@ mod tests {
 
     #[test]
     fn word_hash_ignores_the_bytes_after_the_word() {
-        let mut rng = 0x1234_5678_9ABC_DEF1u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x1234_5678_9ABC_DEF1);
+        let mut next = || rng.next_u64();
         for len in 0..=40 {
             let word: Vec<u8> = (0..len).map(|_| b'a' + (next() % 26) as u8).collect();
             let mut padded = word.clone();

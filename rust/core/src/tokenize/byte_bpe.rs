@@ -252,13 +252,7 @@ mod tests {
     fn ids_equal_the_crates() {
         let chars = super::super::byte_level::bytes_to_chars();
         let byte_of: HashMap<char, u8> = (0..=255u8).map(|b| (chars[b as usize], b)).collect();
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x9E37_79B9_7F4A_7C15);
         for name in ["gpt2.json", "llama3.json"] {
             let tk = load(name);
             let bpe = ByteBpe::detect(&tk, &chars, None).expect("a byte-level BPE");
@@ -286,11 +280,11 @@ mod tests {
                 check(t);
             }
             for _ in 0..20_000 {
-                let a = &tokens[(next() % tokens.len() as u64) as usize];
-                let b = &tokens[(next() % tokens.len() as u64) as usize];
+                let a = &tokens[rng.below(tokens.len())];
+                let b = &tokens[rng.below(tokens.len())];
                 check(&[&a[..], &b[..]].concat());
-                let len = 1 + (next() % 12) as usize;
-                let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                let len = 1 + rng.below(12);
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 check(&bytes);
             }
         }

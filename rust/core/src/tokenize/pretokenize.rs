@@ -320,20 +320,14 @@ mod tests {
 
     #[test]
     fn matchers_agree_with_the_regexes_on_random_text() {
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x2545_F491_4F6C_DD1D);
         for (split, pattern) in [(Split::Gpt2, GPT2_PATTERN), (Split::Cl100k, CL100K_PATTERN)] {
             assert_eq!(Split::for_pattern(pattern), Some(split));
             let regex = SysRegex::new(pattern).unwrap();
             for _ in 0..30_000 {
-                let len = (next() % 24) as usize;
+                let len = rng.below(24);
                 let text: String = (0..len)
-                    .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                    .map(|_| ALPHABET[rng.below(ALPHABET.len())])
                     .collect();
                 let words = split_words(split, &text);
                 assert_eq!(words, regex_words(&regex, &text), "{split:?} on {text:?}");
