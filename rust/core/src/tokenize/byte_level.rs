@@ -68,6 +68,15 @@ impl ByteLevelPath {
         })
     }
 
+    /// The hand-written split this path uses, if its regex is one of those (`pretokenize`).
+    #[must_use]
+    pub fn known_split(&self) -> Option<Split> {
+        match self.splitter {
+            Splitter::Known(split) => Some(split),
+            Splitter::Regex(_) => None,
+        }
+    }
+
     /// Whether `text` must take the crate's path (it holds an added token's text).
     #[must_use]
     pub fn needs_added_vocabulary(&self, text: &str) -> bool {

@@ -312,18 +312,36 @@ fn encode_error(e: tokenizers::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pretokenize::Split;
     use super::*;
 
-    /// GPT-2's tokenizer from the shared test material beside the repository (DESIGN §6).
-    fn gpt2() -> Encoder {
-        let p =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/tokenizers/gpt2.json");
+    /// A tokenizer from the shared test material beside the repository (DESIGN §6).
+    fn shared(name: &str, eos: Option<&str>) -> Encoder {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/tokenizers")
+            .join(name);
         assert!(
             p.exists(),
             "{} is missing: the shared test material must sit beside the repository",
             p.display()
         );
-        Encoder::from_file(&p, None, None).unwrap()
+        Encoder::from_file(&p, eos, None).unwrap()
+    }
+
+    fn gpt2() -> Encoder {
+        shared("gpt2.json", None)
+    }
+
+    /// The real GPT-2 and Llama 3 files take the hand-written split and the BPE on ids, not the
+    /// slower fallbacks (a changed pattern string or model field would silently lose them).
+    #[test]
+    fn shared_tokenizers_take_the_fast_paths() {
+        for (name, split) in [("gpt2.json", Split::Gpt2), ("llama3.json", Split::Cl100k)] {
+            let enc = shared(name, Some("<|endoftext|>"));
+            let bl = enc.byte_level.as_ref().expect("byte-level");
+            assert_eq!(bl.known_split(), Some(split), "{name}");
+            assert!(bl.bpe.is_some(), "{name}");
+        }
     }
 
     #[test]
