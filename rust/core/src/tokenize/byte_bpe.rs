@@ -228,20 +228,11 @@ mod tests {
     use super::*;
     use tokenizers::Model;
 
-    fn path(name: &str) -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/tokenizers")
-            .join(name)
-    }
+    use super::super::shared_tokenizer;
 
-    fn load(name: &str) -> Tokenizer {
-        Tokenizer::from_file(path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
-
-    /// The crate's ids for raw `word`: spelled out, then its model's `tokenize`.
-    fn crate_ids(tk: &Tokenizer, chars: &[char; 256], word: &[u8]) -> Vec<u32> {
-        let spelled: String = word.iter().map(|&b| chars[usize::from(b)]).collect();
-        let tokens = tk.get_model().tokenize(&spelled).unwrap();
+    /// The crate's ids for a word spelled out in the byte characters: its model's `tokenize`.
+    fn crate_ids(tk: &Tokenizer, spelled: &str) -> Vec<u32> {
+        let tokens = tk.get_model().tokenize(spelled).unwrap();
         tokens.iter().map(|t| t.id).collect()
     }
 
@@ -254,27 +245,29 @@ mod tests {
         let byte_of: HashMap<char, u8> = (0..=255u8).map(|b| (chars[b as usize], b)).collect();
         let mut rng = crate::test_rng::XorShift::new(0x9E37_79B9_7F4A_7C15);
         for name in ["gpt2.json", "llama3.json"] {
-            let tk = load(name);
+            let tk = Tokenizer::from_file(shared_tokenizer(name)).unwrap();
             let bpe = ByteBpe::detect(&tk, &chars, None).expect("a byte-level BPE");
             // Read from the file, the merges and their ranks are the same.
-            let text = std::fs::read_to_string(path(name)).unwrap();
+            let text = std::fs::read_to_string(shared_tokenizer(name)).unwrap();
             let from_file = ByteBpe::detect(&tk, &chars, Some(&text)).unwrap();
             assert_eq!(from_file.merges, bpe.merges);
             assert_eq!(from_file.byte_ids, bpe.byte_ids);
             assert_eq!(bpe.ignore_merges, name == "llama3.json");
-            let tokens: Vec<Vec<u8>> = tk
+            let mut tokens: Vec<Vec<u8>> = tk
                 .get_model()
                 .get_vocab()
                 .keys()
                 .filter_map(|t| t.chars().map(|c| byte_of.get(&c).copied()).collect())
                 .collect();
+            // In a fixed order, so the random pairs below are the same on every run.
+            tokens.sort_unstable();
             let mut scratch = BpeScratch::default();
             let mut check = |word: &[u8]| {
                 let spelled: String = word.iter().map(|&b| chars[usize::from(b)]).collect();
                 let token_id = || tk.get_model().token_to_id(&spelled);
                 let mut got = Vec::new();
                 bpe.encode(word, token_id, &mut scratch, &mut got);
-                assert_eq!(got, crate_ids(&tk, &chars, word), "{name}: {word:?}");
+                assert_eq!(got, crate_ids(&tk, &spelled), "{name}: {word:?}");
             };
             for t in &tokens {
                 check(t);

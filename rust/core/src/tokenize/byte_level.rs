@@ -6,8 +6,8 @@
 //! bookkeeping, not BPE, is most of its time. Here the text is split over the raw `&str`, by a
 //! hand-written matcher when the regex is GPT-2's or cl100k's (`pretokenize`), otherwise by the
 //! same regex compiled by the crate's own `SysRegex` (oniguruma, as in the Python package). Each
-//! word is looked up in the per-thread cache by its raw bytes, and only a miss is spelled out and
-//! sent to the model. Only tokenizer shapes that are recognised exactly take this path, and a
+//! word is looked up in the per-thread cache by its raw bytes, and only a miss is merged: on ids
+//! (`byte_bpe`) when the model is a plain BPE, otherwise spelled out and sent to the model. Only tokenizer shapes that are recognised exactly take this path, and a
 //! document that contains the text of an added token goes through the crate's path instead, so the
 //! ids are the crate's ids; a test checks them against the Python `tokenizers` package.
 

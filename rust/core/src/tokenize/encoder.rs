@@ -315,17 +315,8 @@ mod tests {
     use super::super::pretokenize::Split;
     use super::*;
 
-    /// A tokenizer from the shared test material beside the repository (DESIGN §6).
     fn shared(name: &str, eos: Option<&str>) -> Encoder {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/tokenizers")
-            .join(name);
-        assert!(
-            p.exists(),
-            "{} is missing: the shared test material must sit beside the repository",
-            p.display()
-        );
-        Encoder::from_file(&p, eos, None).unwrap()
+        Encoder::from_file(&super::super::shared_tokenizer(name), eos, None).unwrap()
     }
 
     fn gpt2() -> Encoder {

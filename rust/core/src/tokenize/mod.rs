@@ -17,3 +17,17 @@ pub use config::TokenizeConfig;
 pub use encoder::Encoder;
 pub use manifest::{Dtype, Manifest};
 pub use pipeline::{TokenizeReport, run};
+
+/// A tokenizer file from the shared test material beside the repository (DESIGN §6).
+#[cfg(test)]
+pub(crate) fn shared_tokenizer(name: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/tokenizers")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: the shared test material must sit beside the repository",
+        p.display()
+    );
+    p
+}
