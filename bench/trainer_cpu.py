@@ -7,7 +7,8 @@ token datasets, with the same cores in total.
 Runs (each a fresh `shardforge train`, median tokens/s over the steps after the first 5):
 - one process, 1 thread: the per-core reference;
 - one process, 2 threads: the plain way to use 2 cores;
-- FSDP2 on 2 ranks, 1 thread each (half of each global batch per rank);
+- FSDP2 on 2 ranks, 1 thread each (half of each global batch per rank), resharding after each
+  block's forward (the default) and not (`reshard_after_forward = "never"`);
 - pipeline parallel, 2 stages of 2 layers, 1F1B, 1 thread each (the whole batch as 2 microbatches).
 It prints the ratios and the data-parallel efficiency (2 ranks / (2 × one 1-thread process)), and
 checks that the 2-rank losses follow the single process's. Needs `make demo` first (its token
@@ -90,6 +91,7 @@ def main() -> None:
         ("1 process, 1 thread", 1, 1, global_batch, {}),
         ("1 process, 2 threads", 1, 2, global_batch, {}),
         ("FSDP2, 2 ranks x 1 thread", 2, 1, global_batch // 2, {}),
+        ("FSDP2, no reshard", 2, 1, global_batch // 2, {"reshard_after_forward": "never"}),
         ("PP 1F1B, 2 stages x 1 thread", 2, 1, global_batch, {"pp": 2}),
     ]
     rates: dict[str, list[float]] = {c[0]: [] for c in cases}
@@ -110,8 +112,10 @@ def main() -> None:
         print(f"{k:<28} {v:>10,.0f} {v / base:>23.2f}x")
     eff = med["FSDP2, 2 ranks x 1 thread"] / (2 * med["1 process, 1 thread"])
     print(f"data-parallel efficiency, 2 ranks / (2 x 1 thread): {eff:.2f}")
+    eff_never = med["FSDP2, no reshard"] / (2 * med["1 process, 1 thread"])
+    print(f"the same, not resharding after forward: {eff_never:.2f}")
     one = losses["1 process, 2 threads"]
-    for name in ("FSDP2, 2 ranks x 1 thread", "PP 1F1B, 2 stages x 1 thread"):
+    for name in ("FSDP2, 2 ranks x 1 thread", "FSDP2, no reshard", "PP 1F1B, 2 stages x 1 thread"):
         worst = max(abs(a - b) / abs(a) for a, b in zip(one, losses[name], strict=True))
         print(f"largest relative loss difference, {name} vs one process, {len(one)} steps: {worst:.1e}")
 

@@ -1,6 +1,7 @@
 """One training step of a small model under `parallelize` (or a `Pipeline` when PP > 1), run by
 torchrun from test_parallel.py:
-    torchrun --nproc-per-node N tests/parallel_worker.py WORKDIR TP ACTIVATION_CHECKPOINTING PP SCHEDULE SP
+    torchrun --nproc-per-node N tests/parallel_worker.py
+        WORKDIR TP ACTIVATION_CHECKPOINTING PP SCHEDULE SP RESHARD
 Reads WORKDIR/init.pt (config, seed and a batch). Builds the model on the meta device as the trainer
 does, parallelizes it, gives each rank its shard of the seeded initial weights, and writes
 WORKDIR/result.pt on rank 0 (the loss averaged over data-parallel ranks and every parameter after
@@ -22,13 +23,18 @@ from shardforge.trainer.parallel import ParallelConfig, Pipeline, build_mesh, pa
 
 def main() -> None:
     work, tp, ac = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
-    pp, schedule, sp = int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1"
+    pp, schedule, sp, reshard = int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1", sys.argv[7]
     dist.init_process_group("gloo")
     init = torch.load(work / "init.pt", weights_only=False)
     with torch.device("meta"):
         model = Transformer(init["config"])
     pcfg = ParallelConfig(
-        tp=tp, pp=pp, pp_schedule=schedule, activation_checkpointing=ac, sequence_parallel=sp
+        tp=tp,
+        pp=pp,
+        pp_schedule=schedule,
+        activation_checkpointing=ac,
+        sequence_parallel=sp,
+        reshard_after_forward=reshard,
     )
     mesh = build_mesh(pcfg, dist.get_world_size(), "cpu")
     dp, dp_rank = mesh["dp"].size(), mesh["dp"].get_local_rank()
@@ -45,6 +51,10 @@ def main() -> None:
         part = parallelize(model, mesh, pcfg)
         materialize([part], part, init["config"], init["seed"], torch.device("cpu"))
         loss = model.loss(batch["input_ids"], batch["labels"], batch["position_ids"])
+        # Between forward and backward a resharded block holds its parameters as DTensor shards,
+        # one kept gathered holds them whole (FSDP2 registers whichever it holds).
+        held = next(model.layers[0].parameters())
+        assert isinstance(held, DTensor) == (reshard != "never"), (reshard, type(held))
         torch.autograd.backward(loss)
     # SGD is linear in the gradient (Adam's first step is its sign).
     torch.optim.SGD(part.parameters(), lr=0.5).step()

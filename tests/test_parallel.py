@@ -17,7 +17,7 @@ import torch
 
 from shardforge.trainer import ModelConfig, Transformer, activation_checkpointing
 from shardforge.trainer.model import TransformerStage, canonical_name, materialize
-from shardforge.trainer.parallel import split_layers
+from shardforge.trainer.parallel import ParallelConfig, split_layers
 
 CFG = ModelConfig(vocab_size=300, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=96, max_seq_len=64)
 
@@ -83,23 +83,32 @@ def test_weights_initialised_after_building_on_meta_match_the_eager_model() -> N
     assert not torch.equal(reseeded, got["layers.1.attn.q.weight"])
 
 
+def test_a_wrong_parallel_setting_is_named() -> None:
+    with pytest.raises(ValueError, match="auto, always, never, not 'sometimes'"):
+        ParallelConfig(reshard_after_forward="sometimes")
+    with pytest.raises(ValueError, match="sequence_parallel needs tp > 1"):
+        ParallelConfig(sequence_parallel=True)
+
+
 @pytest.mark.slow  # starts torch in 2-4 processes per case
 @pytest.mark.parametrize(
-    ("nproc", "tp", "ac", "pp", "schedule", "sp"),
+    ("nproc", "tp", "ac", "pp", "schedule", "sp", "reshard"),
     [
-        (2, 1, 0, 1, "1F1B", 0),
-        (2, 2, 0, 1, "1F1B", 0),
-        (2, 1, 1, 1, "1F1B", 0),
-        (4, 2, 0, 1, "1F1B", 0),
-        (2, 2, 0, 1, "1F1B", 1),
-        (4, 2, 0, 1, "1F1B", 1),
-        (2, 1, 0, 2, "1F1B", 0),
-        (2, 1, 0, 2, "Interleaved1F1B", 0),
-        (4, 1, 0, 2, "1F1B", 0),
-        (4, 2, 1, 2, "Interleaved1F1B", 0),
+        (2, 1, 0, 1, "1F1B", 0, "auto"),
+        (2, 1, 0, 1, "1F1B", 0, "never"),
+        (2, 2, 0, 1, "1F1B", 0, "auto"),
+        (2, 1, 1, 1, "1F1B", 0, "auto"),
+        (4, 2, 0, 1, "1F1B", 0, "auto"),
+        (2, 2, 0, 1, "1F1B", 1, "auto"),
+        (4, 2, 0, 1, "1F1B", 1, "auto"),
+        (2, 1, 0, 2, "1F1B", 0, "auto"),
+        (2, 1, 0, 2, "Interleaved1F1B", 0, "auto"),
+        (4, 1, 0, 2, "1F1B", 0, "auto"),
+        (4, 2, 1, 2, "Interleaved1F1B", 0, "auto"),
     ],
     ids=[
         "fsdp2",
+        "fsdp2-no-reshard",
         "tp2",
         "fsdp2-ac",
         "fsdp2xtp2",
@@ -112,7 +121,7 @@ def test_weights_initialised_after_building_on_meta_match_the_eager_model() -> N
     ],
 )
 def test_parallel_step_equals_the_single_process_step(
-    tmp_path: Path, nproc: int, tp: int, ac: int, pp: int, schedule: str, sp: int
+    tmp_path: Path, nproc: int, tp: int, ac: int, pp: int, schedule: str, sp: int, reshard: str
 ) -> None:
     """Pipelines run 4 layers: 2 stages of 2, or under the interleaved schedule 4 stages of 1, two
     per rank. Each rank's batch is split into one microbatch per stage."""
@@ -130,7 +139,7 @@ def test_parallel_step_equals_the_single_process_step(
     worker = Path(__file__).with_name("parallel_worker.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     done = subprocess.run(
-        [*cmd, str(worker), str(tmp_path), str(tp), str(ac), str(pp), schedule, str(sp)],
+        [*cmd, str(worker), str(tmp_path), str(tp), str(ac), str(pp), schedule, str(sp), reshard],
         env=env,
         capture_output=True,
         text=True,

@@ -51,6 +51,8 @@ from shardforge.trainer.model import Transformer, TransformerStage
 
 # Pipeline schedules by name, with the stages each rank holds.
 SCHEDULES = {"1F1B": 1, "Interleaved1F1B": 2}
+# `reshard_after_forward` settings and what `fully_shard` is given for each (None: "auto").
+RESHARD = {"auto": None, "always": True, "never": False}
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,18 @@ class ParallelConfig:
     activation_checkpointing: bool | str = False
     compile: bool = False
     param_dtype: str = "float32"  # "bfloat16" on GPUs
+    # Free each block's gathered parameters after its forward ("always": FSDP's memory saving, one
+    # more all-gather per block in the backward), keep them to the backward ("never": ZeRO-2's
+    # traffic, whole parameters held), or "auto": always, except where resharding saves nothing
+    # (one rank) or multiplies the traffic (pipeline stages, which run forward per microbatch).
+    reshard_after_forward: str = "auto"
 
     def __post_init__(self) -> None:
         activation_checkpointing.mode_of(self.activation_checkpointing)  # names a wrong value
+        if self.reshard_after_forward not in RESHARD:
+            raise ValueError(
+                f"reshard_after_forward is {', '.join(RESHARD)}, not {self.reshard_after_forward!r}"
+            )
         if self.sequence_parallel and (self.tp < 2 or self.pp > 1):
             raise ValueError("sequence_parallel needs tp > 1 and no pipeline parallelism (pp 1)")
 
@@ -149,10 +160,13 @@ def parallelize(
     dtype = getattr(torch, cfg.param_dtype)
     mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
     dp_mesh = mesh["dp"]
-    # A pipeline stage runs forward once per microbatch: gathering its parameters each time would
-    # multiply FSDP's traffic. One rank saves no memory by resharding, and gathering again for the
-    # backward costs it a copy of every parameter. None: FSDP's default (reshard all but the root).
-    reshard = False if isinstance(model, TransformerStage) or dp_mesh.size() == 1 else None
+    reshard = RESHARD[cfg.reshard_after_forward]
+    if reshard is None:
+        # A pipeline stage runs forward once per microbatch: gathering its parameters each time
+        # would multiply FSDP's traffic. One rank saves no memory by resharding, and gathering
+        # again for the backward costs it a copy of every parameter. Otherwise FSDP's default
+        # (None: reshard all but the root).
+        reshard = False if isinstance(model, TransformerStage) or dp_mesh.size() == 1 else None
     for block in layers.children():
         fully_shard(block, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=reshard)
     fully_shard(model, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=reshard)

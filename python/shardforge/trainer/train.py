@@ -95,8 +95,8 @@ class TrainConfig:
     profile_steps: int = 2
     seed: int = 0
     # ParallelConfig fields (dp, tp, pp, pp_schedule, pp_microbatches, activation_checkpointing,
-    # compile, param_dtype); a single process applies compile itself and param_dtype through fp32
-    # master weights (`master_weights.py`), with no process group.
+    # compile, param_dtype, reshard_after_forward); a single process applies compile itself and
+    # param_dtype through fp32 master weights (`master_weights.py`), with no process group.
     parallel: dict[str, Any] = field(default_factory=dict)
 
 
