@@ -38,6 +38,28 @@ pub fn file_fingerprint(cfg: &impl serde::Serialize, file: &InputFile) -> String
     fingerprint(&(cfg, file.rel.to_string_lossy(), file.size, file.mtime_ns))
 }
 
+/// One file's result: an earlier run's, read from `marker`, when its fingerprint (`fingerprint_of`)
+/// is `fingerprint` and every one of `outputs` still exists; else `run`'s, and then `marker`
+/// records it (atomically) for the next rerun. The flag says whether it was resumed.
+pub fn resume_or_run<D: serde::Serialize + serde::de::DeserializeOwned>(
+    marker: &Path,
+    fingerprint: &str,
+    outputs: &[&Path],
+    fingerprint_of: impl Fn(&D) -> &str,
+    run: impl FnOnce() -> Result<D>,
+) -> Result<(D, bool)> {
+    let previous = std::fs::read(marker)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<D>(&b).ok())
+        .filter(|d| fingerprint_of(d) == fingerprint && outputs.iter().all(|p| p.exists()));
+    if let Some(d) = previous {
+        return Ok((d, true));
+    }
+    let d = run()?;
+    crate::atomic::write_atomic(marker, &serde_json::to_vec(&d).expect("serializes"))?;
+    Ok((d, false))
+}
+
 /// A job's last two files, each atomically: every file's rejects in file order, then the report.
 pub fn write_rejects_and_report<'a>(
     output: &Path,
@@ -127,4 +149,77 @@ pub fn write_table(dest: &Path, batch: &RecordBatch) -> Result<()> {
     w.write(batch).map_err(|e| err(&e))?;
     let f = w.into_inner().map_err(|e| err(&e))?;
     guard.commit(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Done {
+        fingerprint: String,
+        docs: u64,
+    }
+
+    #[test]
+    fn a_file_is_resumed_only_with_its_fingerprint_and_every_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (marker, out) = (dir.path().join("0.json"), dir.path().join("0.out"));
+        let mut runs = 0;
+        let mut step = |fp: &str| {
+            resume_or_run(
+                &marker,
+                fp,
+                &[&out],
+                |d: &Done| &d.fingerprint,
+                || {
+                    runs += 1;
+                    std::fs::write(&out, b"x").unwrap();
+                    Ok(Done {
+                        fingerprint: fp.into(),
+                        docs: runs,
+                    })
+                },
+            )
+            .unwrap()
+        };
+        let first = Done {
+            fingerprint: "a".into(),
+            docs: 1,
+        };
+        assert_eq!(step("a"), (first, false));
+        // Resumed: the marker's result, and `run` is not called.
+        assert!(step("a").1);
+        // Another config, a lost output, a corrupt marker: each runs the file again.
+        assert_eq!(step("b").0.docs, 2);
+        std::fs::remove_file(&out).unwrap();
+        assert_eq!(
+            step("b"),
+            (
+                Done {
+                    fingerprint: "b".into(),
+                    docs: 3
+                },
+                false
+            )
+        );
+        std::fs::write(&marker, b"{\"fingerprint\": \"b\"").unwrap();
+        assert_eq!(step("b").0.docs, 4);
+        assert!(step("b").1);
+    }
+
+    #[test]
+    fn a_failed_run_leaves_no_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("0.json");
+        let failed = resume_or_run(
+            &marker,
+            "a",
+            &[],
+            |d: &Done| &d.fingerprint,
+            || Err(Error::Interrupted),
+        );
+        assert!(matches!(failed, Err(Error::Interrupted)));
+        assert!(!marker.exists());
+    }
 }

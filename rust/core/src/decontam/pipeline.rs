@@ -9,7 +9,6 @@
 use super::DecontamConfig;
 use super::index::EvalIndex;
 use super::scan::{Action, Hit, ScanScratch, cut, scan};
-use crate::atomic::write_atomic;
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
 use crate::dedup::output::{OutputFormat, output_rels, write_kept_edited};
@@ -137,18 +136,14 @@ fn run_in_pool(
         let fp = file_fingerprint(cfg, file);
         let marker = work.join(format!("{i:05}.decontam.json"));
         let dest = output.join(&rels[i]);
-        let previous = std::fs::read(&marker)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<FileDone>(&b).ok())
-            .filter(|d| d.fingerprint == fp && dest.exists());
-        let d = if let Some(d) = previous {
-            resumed += 1;
-            d
-        } else {
-            let d = decontaminate_file(&index, file, &dest, cfg, fp, ctl)?;
-            write_atomic(&marker, &serde_json::to_vec(&d).expect("serializes"))?;
-            d
-        };
+        let (d, was_resumed) = job::resume_or_run(
+            &marker,
+            &fp,
+            &[&dest],
+            |d: &FileDone| &d.fingerprint,
+            || decontaminate_file(&index, file, &dest, cfg, fp.clone(), ctl),
+        )?;
+        resumed += usize::from(was_resumed);
         ctl.files_done.fetch_add(1, Ordering::Relaxed);
         done.push(d);
     }

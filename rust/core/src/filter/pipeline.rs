@@ -7,7 +7,7 @@
 //! rows and counts in the work directory; a rerun with the same inputs and config skips it.
 
 use super::{FilterConfig, Outcome, Scratch};
-use crate::atomic::{AtomicFile, write_atomic};
+use crate::atomic::AtomicFile;
 use crate::control::{Control, peak_rss_bytes};
 use crate::dedup::OnError;
 use crate::dedup::output::{OutputFormat, output_rels, write_kept_edited};
@@ -141,18 +141,14 @@ fn run_in_pool(
             work.join(format!("{i:05}.removed.parquet")),
         ];
         let dest = output.join(&rels[i]);
-        let previous = std::fs::read(&marker)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<FileDone>(&b).ok())
-            .filter(|d| d.fingerprint == fp && dest.exists() && parts.iter().all(|p| p.exists()));
-        let d = if let Some(d) = previous {
-            resumed += 1;
-            d
-        } else {
-            let d = filter_file(file, &dest, &parts, &names, cfg, fp, ctl)?;
-            write_atomic(&marker, &serde_json::to_vec(&d).expect("serializes"))?;
-            d
-        };
+        let (d, was_resumed) = job::resume_or_run(
+            &marker,
+            &fp,
+            &[&dest, &parts[0], &parts[1]],
+            |d: &FileDone| &d.fingerprint,
+            || filter_file(file, &dest, &parts, &names, cfg, fp.clone(), ctl),
+        )?;
+        resumed += usize::from(was_resumed);
         ctl.files_done.fetch_add(1, Ordering::Relaxed);
         done.push(d);
     }
