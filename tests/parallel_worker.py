@@ -51,10 +51,13 @@ def main() -> None:
         part = parallelize(model, mesh, pcfg)
         materialize([part], part, init["config"], init["seed"], torch.device("cpu"))
         loss = model.loss(batch["input_ids"], batch["labels"], batch["position_ids"])
-        # Between forward and backward a resharded block holds its parameters as DTensor shards,
-        # one kept gathered holds them whole (FSDP2 registers whichever it holds).
-        held = next(model.layers[0].parameters())
-        assert isinstance(held, DTensor) == (reshard != "never"), (reshard, type(held))
+        if tp == 1:
+            # Between forward and backward a resharded block holds its parameters as DTensor
+            # shards, one kept gathered holds them whole (FSDP2 registers whichever it holds).
+            # "auto" reshards when there is more than one data-parallel rank.
+            held = next(model.layers[0].parameters())
+            resharded = reshard == "always" or (reshard == "auto" and dp > 1)
+            assert isinstance(held, DTensor) == resharded, (reshard, dp, type(held))
         torch.autograd.backward(loss)
     # SGD is linear in the gradient (Adam's first step is its sign).
     torch.optim.SGD(part.parameters(), lr=0.5).step()
