@@ -267,7 +267,19 @@ def test_train_command_runs_and_resumes(
     assert "expected --section.key=value" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text(json.dumps(cfg | {"stepz": 3}))
     assert main(["train", str(tmp_path / "bad.json")]) == 2
-    assert "stepz" in capsys.readouterr().err
+    assert "unknown key 'stepz' (did you mean 'steps'?)" in capsys.readouterr().err
+    # Keys and values of the sections built inside the run are refused before it starts, as a
+    # config error naming the file, not a traceback.
+    for override, message in [
+        ("--parallel.tpp=2", "parallel: unknown key 'tpp' (did you mean 'tp' or 'pp'?)"),
+        ("--model-overrides.dimm=64", "model_overrides: unknown key 'dimm' (did you mean 'dim'?)"),
+        ("--parallel.reshard_after_forward=sometimes", "reshard_after_forward is auto, always, never, not"),
+        ("--model-overrides.dim=65", "dim 65 is not a multiple of n_heads"),
+    ]:
+        out = tmp_path / "refused"
+        assert main(["train", str(tmp_path / "train.json"), override, f"--out-dir={out}"]) == 2
+        assert f"train.json: {message}" in capsys.readouterr().err
+        assert not out.exists()
 
 
 def test_a_loss_spike_that_lasts_rolls_back_with_a_lower_learning_rate(

@@ -414,12 +414,14 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 def _run_train(args: argparse.Namespace) -> int:
     from shardforge.loader_config import read_config_file
+    from shardforge.trainer.config import check_keys
     from shardforge.trainer.train import TrainConfig, train
 
     data = apply_overrides(read_config_file(args.config), args.extra)
     try:
+        check_keys("train config", data, TrainConfig)
         cfg = TrainConfig(**data)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise _core.ConfigError(f"{args.config}: {e}") from e
     last = train(cfg)
     if last:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import difflib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
@@ -62,6 +64,7 @@ class ModelConfig:
         return -(-int(8 * self.dim / 3) // 256) * 256
 
     def with_(self, **changes: Any) -> ModelConfig:
+        check_keys("model_overrides", changes, ModelConfig)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,3 +108,19 @@ def model_config(size: str, **changes: Any) -> ModelConfig:
     if size not in SIZES:
         raise ValueError(f"unknown model size {size!r}; known: {sorted(SIZES)}")
     return SIZES[size].with_(**changes)
+
+
+def check_keys(section: str, keys: Iterable[str], cls: type) -> None:
+    """A `ValueError` naming every key of `section` that the dataclass `cls` has no field for, each
+    with the nearest field names: a typo would otherwise surface as a `TypeError` deep in a run."""
+    known = [f.name for f in fields(cls)]
+    wrong = [k for k in keys if k not in known]
+    if not wrong:
+        return
+    hints = []
+    for k in wrong:
+        near = difflib.get_close_matches(k, known, n=2)
+        hints.append(f"{k!r}" + (f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""))
+    raise ValueError(
+        f"{section}: unknown key{'s' * (len(wrong) > 1)} {', '.join(hints)}; known: {', '.join(known)}"
+    )

@@ -44,7 +44,7 @@ from torch.distributed.tensor import DTensor
 
 from shardforge.loader import Loader
 from shardforge.trainer import activation_checkpointing, checkpoint
-from shardforge.trainer.config import model_config
+from shardforge.trainer.config import check_keys, model_config
 from shardforge.trainer.master_weights import MasterWeights
 from shardforge.trainer.model import Transformer, materialize
 from shardforge.trainer.optim import Schedule, lr_factor, param_groups
@@ -98,6 +98,13 @@ class TrainConfig:
     # compile, param_dtype, reshard_after_forward); a single process applies compile itself and
     # param_dtype through fp32 master weights (`master_weights.py`), with no process group.
     parallel: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The sections built later, inside `train`, are checked now: a wrong key or value fails
+        # before any process group, dataset or model is set up.
+        model_config(self.model, **self.model_overrides)
+        check_keys("parallel", self.parallel, ParallelConfig)
+        ParallelConfig(**self.parallel)
 
 
 def train(cfg: TrainConfig, stop_after: int | None = None, quiet: bool = False) -> dict[str, Any]:
