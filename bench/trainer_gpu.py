@@ -135,6 +135,8 @@ def run_shardforge(args: argparse.Namespace, work: Path, text: list[Path]) -> di
     }
     cfg_path = work / "sf-train.json"
     cfg_path.write_text(json.dumps(cfg, indent=1))
+    # A run left in a reused --work would be resumed, and its metrics read with this one's.
+    shutil.rmtree(work / "sf-run", ignore_errors=True)
     subprocess.run([sys.executable, "-m", "shardforge.cli", "train", str(cfg_path)], check=True)
     top_ops = work / "sf-run" / "profile" / "top_ops.txt"
     if top_ops.exists():
