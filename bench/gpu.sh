@@ -4,19 +4,29 @@
 #   make gpu-bundle                       # here, once: .gpu/ (wheels, tokenizer; ~40 MB)
 #   run(command="bash bench/gpu.sh kernels", carry=[".gpu"])
 #   run(command="bash bench/gpu.sh trainer --steps 30", carry=[".gpu"])
+#   run(command="BUDGET=480 bash bench/gpu.sh all", carry=[".gpu"], timeout_s=540)
 #
 # Stages (each fits the device's 10-minute command limit):
 #   check    versions, the GPU, and that shardforge imports
 #   kernels  tests/test_kernels.py on the GPU (bf16 included), then bench/kernels.py
 #   trainer  bench/trainer_gpu.py: shardforge's trainer against torchtitan, ~1B model
+#   all      the open GPU checks in one call, most wanted first, each given what is left of
+#            BUDGET seconds (default 480) and skipped when less than its minimum is left;
+#            TRAINER_ARGS go to both trainer parts (on CPU: "--size debug --seq-len 128")
 # Arguments after the stage go to the stage's script. Logs and CSVs land in $OUT.
+#
+# A task's device time is 15 minutes in all, a machine's start (a minute or more) included, so
+# `all` is meant to be the session's one call: check first with `make gpu-bundle` and
+# `bash bench/gpu.sh all` here on CPU, where every part fails fast without a GPU.
 set -euo pipefail
 
-stage=${1:?usage: bash bench/gpu.sh check|kernels|trainer [script args...]}
+stage=${1:?usage: bash bench/gpu.sh check|kernels|trainer|all [script args...]}
 shift
 out=${OUT:-bench/out}
 mkdir -p "$out" bench/out
 py=${PYTHON:-python3}
+# A part cut off by its time limit still leaves what it printed.
+export PYTHONUNBUFFERED=1
 
 # The machine has torch, triton, numpy, pyarrow, tokenizers; the rest comes from .gpu/ into a
 # private site directory, so the image's own packages stay untouched.
@@ -32,7 +42,7 @@ tokenizer=/tmp/tokenizer.json
 [ -f $tokenizer ] || gunzip -c .gpu/tokenizer.json.gz >$tokenizer
 
 versions() {
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
     $py -c 'import sys, torch, triton, shardforge
 gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "torch sees no GPU"
 print(sys.version.split()[0], "torch", torch.__version__, "triton", triton.__version__, "cuda", torch.version.cuda, gpu)'
@@ -55,6 +65,35 @@ trainer)
     versions >"$out/trainer.log" 2>&1
     $py bench/trainer_gpu.py --tokenizer $tokenizer "$@" 2>&1 | tee -a "$out/trainer.log"
     cp bench/out/trainer_gpu.csv "$out/"
+    ;;
+all)
+    budget=${BUDGET:-480}
+    deadline=$((SECONDS + budget))
+    # part NAME MIN_SECONDS COMMAND...: run under what is left of the budget, or say why not.
+    part() {
+        local name=$1 min=$2 left=$((deadline - SECONDS))
+        shift 2
+        if [ "$left" -lt "$min" ]; then
+            echo "== $name: skipped, ${left}s left of ${budget}s (needs ${min}s)" | tee -a "$out/all.log"
+            return 0
+        fi
+        echo "== $name: up to ${left}s" | tee -a "$out/all.log"
+        local start=$SECONDS rc=0
+        timeout --kill-after=10 "$left" "$@" >"$out/$name.log" 2>&1 || rc=$?
+        echo "== $name: rc $rc after $((SECONDS - start))s" | tee -a "$out/all.log"
+        tail -4 "$out/$name.log"
+    }
+    versions 2>&1 | tee "$out/all.log"
+    # Issue 6: Llama 3's aligned 128,256-token vocabulary (the script's default), against torchtitan.
+    part trainer-b4 150 $py bench/trainer_gpu.py --tokenizer $tokenizer --steps 15 --batch 4 --work /tmp/b4 ${TRAINER_ARGS:-}
+    cp bench/out/trainer_gpu.csv "$out/" 2>/dev/null || true
+    # Issue 7: bf16 correctness, then every op with the device's own busy time.
+    part kernel-tests 40 env TRITON_INTERPRET=0 $py -m pytest -q -W default -p no:cacheprovider tests/test_kernels.py
+    part kernels 60 $py bench/kernels.py
+    part rms-sweep 40 $py bench/kernels.py --rms-sweep
+    cp bench/out/kernels.csv "$out/" 2>/dev/null || true
+    part trainer-b8 150 $py bench/trainer_gpu.py --tokenizer $tokenizer --steps 15 --batch 8 --work /tmp/b8 ${TRAINER_ARGS:-}
+    cp bench/out/trainer_gpu.csv "$out/" 2>/dev/null || true
     ;;
 *)
     echo "unknown stage $stage" >&2
