@@ -69,14 +69,16 @@ trainer)
 all)
     budget=${BUDGET:-480}
     deadline=$((SECONDS + budget))
-    # part NAME MIN_SECONDS COMMAND...: run under what is left of the budget, or say why not.
+    # part NAME MIN MAX COMMAND...: run for at most MAX seconds and what is left of the budget,
+    # or say why not when less than MIN is left. MAX keeps a slow part from starving the rest.
     part() {
-        local name=$1 min=$2 left=$((deadline - SECONDS))
-        shift 2
+        local name=$1 min=$2 max=$3 left=$((deadline - SECONDS))
+        shift 3
         if [ "$left" -lt "$min" ]; then
             echo "== $name: skipped, ${left}s left of ${budget}s (needs ${min}s)" | tee -a "$out/all.log"
             return 0
         fi
+        [ "$left" -gt "$max" ] && left=$max
         echo "== $name: up to ${left}s" | tee -a "$out/all.log"
         local start=$SECONDS rc=0
         timeout --kill-after=10 "$left" "$@" >"$out/$name.log" 2>&1 || rc=$?
@@ -85,14 +87,14 @@ all)
     }
     versions 2>&1 | tee "$out/all.log"
     # Issue 6: Llama 3's aligned 128,256-token vocabulary (the script's default), against torchtitan.
-    part trainer-b4 150 $py bench/trainer_gpu.py --tokenizer $tokenizer --steps 15 --batch 4 --work /tmp/b4 ${TRAINER_ARGS:-}
+    part trainer-b4 150 300 $py bench/trainer_gpu.py --tokenizer $tokenizer --steps 15 --batch 4 --work /tmp/b4 ${TRAINER_ARGS:-}
     cp bench/out/trainer_gpu.csv "$out/" 2>/dev/null || true
     # Issue 7: bf16 correctness, then every op with the device's own busy time.
-    part kernel-tests 40 env TRITON_INTERPRET=0 $py -m pytest -q -W default -p no:cacheprovider tests/test_kernels.py
-    part kernels 60 $py bench/kernels.py
-    part rms-sweep 40 $py bench/kernels.py --rms-sweep
+    part kernel-tests 40 90 env TRITON_INTERPRET=0 $py -m pytest -q -W default -p no:cacheprovider tests/test_kernels.py
+    part kernels 60 150 $py bench/kernels.py
+    part rms-sweep 40 90 $py bench/kernels.py --rms-sweep
     cp bench/out/kernels.csv "$out/" 2>/dev/null || true
-    part trainer-b8 150 $py bench/trainer_gpu.py --tokenizer $tokenizer --steps 15 --batch 8 --work /tmp/b8 ${TRAINER_ARGS:-}
+    part trainer-b8 150 600 $py bench/trainer_gpu.py --tokenizer $tokenizer --steps 15 --batch 8 --work /tmp/b8 ${TRAINER_ARGS:-}
     cp bench/out/trainer_gpu.csv "$out/" 2>/dev/null || true
     ;;
 *)
