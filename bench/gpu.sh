@@ -11,13 +11,14 @@
 #   kernels  tests/test_kernels.py on the GPU (bf16 included), then bench/kernels.py
 #   trainer  bench/trainer_gpu.py: shardforge's trainer against torchtitan, ~1B model
 #   all      the open GPU checks in one call, most wanted first, each given what is left of
-#            BUDGET seconds (default 480) and skipped when less than its minimum is left;
-#            TRAINER_ARGS go to both trainer parts (on CPU: "--size debug --seq-len 128")
+#            BUDGET seconds (default 480) up to its own cap, and skipped when less than its
+#            minimum is left; TRAINER_ARGS go to both trainer parts
 # Arguments after the stage go to the stage's script. Logs and CSVs land in $OUT.
 #
 # A task's device time is 15 minutes in all, a machine's start (a minute or more) included, so
-# `all` is meant to be the session's one call: check first with `make gpu-bundle` and
-# `bash bench/gpu.sh all` here on CPU, where every part fails fast without a GPU.
+# `all` is meant to be the session's one call. Check the flow here on CPU first, after `make
+# gpu-bundle`: `OUT=/tmp/x PYTHON=.venv/bin/python BUDGET=200 TRAINER_ARGS="--size debug
+# --seq-len 128 --skip torchtitan" bash bench/gpu.sh all` (the kernel parts exit at once there).
 set -euo pipefail
 
 stage=${1:?usage: bash bench/gpu.sh check|kernels|trainer|all [script args...]}
@@ -29,15 +30,18 @@ py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 
 # The machine has torch, triton, numpy, pyarrow, tokenizers; the rest comes from .gpu/ into a
-# private site directory, so the image's own packages stay untouched.
-site=/tmp/shardforge-site
-if [ ! -d "$site/shardforge" ]; then
-    $py -m pip install -q --no-index --no-deps --target "$site" .gpu/*.whl
+# private site directory, so the image's own packages stay untouched. A development install (the
+# CPU check of the flow, with PYTHON=.venv/bin/python) is used as it is.
+if ! $py -c 'import shardforge._core' 2>/dev/null; then
+    site=/tmp/shardforge-site
+    if [ ! -d "$site/shardforge" ]; then
+        $py -m pip install -q --no-index --no-deps --target "$site" .gpu/*.whl
+    fi
+    # The working tree's Python sources over the wheel's: edits made since `make gpu-bundle` run
+    # without rebuilding the extension.
+    cp -r python/shardforge/. "$site/shardforge/"
+    export PYTHONPATH=$site
 fi
-# The working tree's Python sources over the wheel's: edits made since `make gpu-bundle` run
-# without rebuilding the extension.
-cp -r python/shardforge/. "$site/shardforge/"
-export PYTHONPATH=$site
 tokenizer=/tmp/tokenizer.json
 [ -f $tokenizer ] || gunzip -c .gpu/tokenizer.json.gz >$tokenizer
 
