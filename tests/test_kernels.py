@@ -159,6 +159,20 @@ def test_rope(b: int, s: int, hq: int, hk: int, d: int, dtype: torch.dtype, pois
     close(k.grad, kr.grad, dtype, "dk", seed)
 
 
+def test_rope_backward_leaves_the_incoming_gradient_alone(poisoned_outputs: int) -> None:
+    """The gradient handed to the backward can be the caller's own tensor (here `grad_outputs`,
+    of which `cat`'s backward passes views): rotating it in place would change it under them."""
+    pos = document_positions(1, 6)
+    cos, sin = rope_cos_sin(pos, 8, base=10000.0)
+    q, k = leaf(torch.randn(1, 6, 2, 8), torch.float32), leaf(torch.randn(1, 6, 1, 8), torch.float32)
+    qo, ko = apply_rope(q * 1, k * 1, cos.to(DEVICE), sin.to(DEVICE))
+    out = torch.cat([qo.flatten(), ko.flatten()])
+    g = torch.randn_like(out)
+    kept = g.clone()
+    torch.autograd.grad(out, [q, k], g)
+    assert torch.equal(g, kept), f"the backward changed its incoming gradient (seed {poisoned_outputs})"
+
+
 def test_rope_matches_the_usual_rotate_half_formula(poisoned_outputs: int) -> None:
     """Outside check of the layout: HF Llama's `q * cos + rotate_half(q) * sin` with full-width tables."""
     pos = document_positions(2, 9)

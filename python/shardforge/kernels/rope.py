@@ -2,7 +2,9 @@
 
 `cos`/`sin` come from `rope_cos_sin(position_ids, ...)` once per forward and are shared by every
 layer, so position ids that restart at each document (the loader's `position_ids`) cost nothing
-extra. The backward is the same rotation by the opposite angle."""
+extra. The backward is the same rotation by the opposite angle, written to a new tensor: the
+incoming gradient may be shared (a caller's `grad_outputs`, or a view of another gradient) and
+is left as it is."""
 
 from __future__ import annotations
 
@@ -17,19 +19,9 @@ if _common.HAS_TRITON:
     import triton.language as tl
 
     @triton.jit
-    def _rope_rotate(base, stride_head, n_heads, cos, sin, d, half, BLOCK_H: tl.constexpr):
-        h = tl.arange(0, BLOCK_H)
-        mask = (h[:, None] < n_heads) & (d[None, :] < half)
-        p1 = base + h[:, None] * stride_head + d[None, :]
-        x1 = tl.load(p1, mask=mask, other=0.0).to(tl.float32)
-        x2 = tl.load(p1 + half, mask=mask, other=0.0).to(tl.float32)
-        tl.store(p1, (x1 * cos - x2 * sin).to(p1.dtype.element_ty), mask=mask)
-        tl.store(p1 + half, (x2 * cos + x1 * sin).to(p1.dtype.element_ty), mask=mask)
-
-    @triton.jit
     def _rope_kernel(
-        X, COS, SIN, stride_tok, stride_head, cs_stride_tok, n_heads, half,
-        INVERSE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
+        X, Y, COS, SIN, stride_tok, stride_head, y_stride_tok, y_stride_head, cs_stride_tok,
+        n_heads, half, INVERSE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
         tok = tl.program_id(0).to(tl.int64)
         d = tl.arange(0, BLOCK_D)
@@ -37,15 +29,23 @@ if _common.HAS_TRITON:
         sin = tl.load(SIN + tok * cs_stride_tok + d, mask=d < half, other=0.0).to(tl.float32)[None, :]
         if INVERSE:
             sin = -sin
-        _rope_rotate(X + tok * stride_tok, stride_head, n_heads, cos, sin, d, half, BLOCK_H)
+        h = tl.arange(0, BLOCK_H)
+        mask = (h[:, None] < n_heads) & (d[None, :] < half)
+        src = X + tok * stride_tok + h[:, None] * stride_head + d[None, :]
+        dst = Y + tok * y_stride_tok + h[:, None] * y_stride_head + d[None, :]
+        x1 = tl.load(src, mask=mask, other=0.0).to(tl.float32)
+        x2 = tl.load(src + half, mask=mask, other=0.0).to(tl.float32)
+        tl.store(dst, (x1 * cos - x2 * sin).to(Y.dtype.element_ty), mask=mask)
+        tl.store(dst + half, (x2 * cos + x1 * sin).to(Y.dtype.element_ty), mask=mask)
 
 
-def _launch(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, inverse: bool) -> None:
+def _launch(x: torch.Tensor, out: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, inverse: bool) -> None:
+    """Rotate `x` (batch, seq, heads, head_dim) into `out`, which may be `x` itself."""
     b, s, h, d = x.shape
-    x3 = x.view(b * s, h, d)
+    x3, y3 = x.view(b * s, h, d), out.view(b * s, h, d)
     c2, s2 = cos.reshape(b * s, d // 2), sin.reshape(b * s, d // 2)
     _rope_kernel[(b * s,)](
-        x3, c2, s2, x3.stride(0), x3.stride(1), c2.stride(0), h, d // 2,
+        x3, y3, c2, s2, x3.stride(0), x3.stride(1), y3.stride(0), y3.stride(1), c2.stride(0), h, d // 2,
         INVERSE=inverse, BLOCK_H=_common.block_for(h), BLOCK_D=_common.block_for(d // 2),
     )  # fmt: skip
 
@@ -56,7 +56,7 @@ class _RoPE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        _launch(x, cos, sin, inverse=False)
+        _launch(x, x, cos, sin, inverse=False)
         ctx.mark_dirty(x)
         ctx.save_for_backward(cos, sin)
         return x
@@ -65,8 +65,9 @@ class _RoPE(torch.autograd.Function):
     def backward(ctx: Any, dx: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         cos, sin = ctx.saved_tensors
         dx = dx.contiguous()
-        _launch(dx, cos, sin, inverse=True)
-        return dx, None, None
+        out = _common.empty(*dx.shape, dtype=dx.dtype, device=dx.device)
+        _launch(dx, out, cos, sin, inverse=True)
+        return out, None, None
 
 
 def rope_cos_sin(
