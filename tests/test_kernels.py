@@ -270,26 +270,30 @@ def test_cross_entropy_without_autograd_computes_the_loss_alone(poisoned_outputs
             without = fused_linear_cross_entropy(h, w, y.to(DEVICE), chunk_rows=16)
     finally:
         torch.mm = real_mm
-    assert not calls and without.grad_fn is None
+    assert len(calls) == 64 // 16 and without.grad_fn is None  # the logits' product, per chunk
     close(without, with_grad.detach(), torch.float32, "loss", poisoned_outputs)
 
 
 def test_cross_entropy_chunks_bound_the_logits(poisoned_outputs: int) -> None:
-    """The largest logits buffer the fused loss allocates is one chunk, not rows x vocab."""
-    sizes: list[int] = []
-    real_mm = torch.Tensor.__matmul__
+    """Every chunk's logits go into one buffer of one chunk's rows: never rows x vocab, and
+    never two chunks' logits alive at once."""
+    padded = 3072  # the vocabulary padded to a multiple of ce.VOCAB_ALIGN
+    logits: list[tuple[int, int]] = []  # rows and storage of each product as wide as `padded`
+    real_mm = torch.mm
 
-    def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        out = real_mm(a, b)
-        sizes.append(out.numel())
-        return out
+    def spy(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        result = real_mm(a, b) if out is None else real_mm(a, b, out=out)
+        if result.shape[-1] == padded:
+            logits.append((result.shape[0], result.untyped_storage().data_ptr()))
+        return result
 
     h, w, y = ce_inputs(256, 32, 3000)
-    torch.Tensor.__matmul__ = spy  # type: ignore[method-assign,assignment]
+    torch.mm = spy  # type: ignore[assignment]
     try:
         fused_linear_cross_entropy(leaf(h, torch.float32), leaf(w, torch.float32), y.to(DEVICE))
     finally:
-        torch.Tensor.__matmul__ = real_mm  # type: ignore[method-assign]
+        torch.mm = real_mm
     chunk = ce.default_chunk_rows(256)
-    padded = 3072  # the vocabulary padded to a multiple of ce.VOCAB_ALIGN
-    assert sizes and max(sizes) == chunk * padded <= 256 * padded // 4
+    assert len(logits) == 256 // chunk >= 2, logits
+    assert {rows for rows, _ in logits} == {chunk}, logits
+    assert len({storage for _, storage in logits}) == 1, "each chunk allocated its own logits"

@@ -131,10 +131,13 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
             )
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
         step = chunk_rows or default_chunk_rows(rows)
+        # One buffer for every chunk's logits: a fresh product per chunk would be allocated while
+        # the last chunk's is still referenced, two chunks of logits at the peak.
+        buffer = torch.empty(min(step, rows), padded, dtype=hidden.dtype, device=hidden.device)
         for a in range(0, rows, step):
             h = hidden[a : a + step]
             y = labels[a : a + step]
-            logits = h @ w.T  # becomes its own gradient below
+            logits = torch.mm(h, w.T, out=buffer[: len(h)])  # becomes its own gradient below
             if triton_ok:
                 per_row = _common.empty(len(h), dtype=torch.float32, device=hidden.device)
                 block = _common.block_for(vocab, cap=CUDA_BLOCK if hidden.is_cuda else 4096)
