@@ -12,7 +12,8 @@
 #   trainer  bench/trainer_gpu.py: shardforge's trainer against torchtitan, ~1B model
 #   all      the open GPU checks in one call, most wanted first, each given what is left of
 #            BUDGET seconds (default 480) up to its own cap, and skipped when less than its
-#            minimum is left; TRAINER_ARGS go to both trainer parts
+#            minimum is left; TRAINER_ARGS go to both trainer parts, and PARTS (names, space
+#            separated) runs only those parts
 # Arguments after the stage go to the stage's script. Logs and CSVs land in $OUT.
 #
 # A task's device time is 15 minutes in all, a machine's start (a minute or more) included, so
@@ -78,6 +79,9 @@ all)
     part() {
         local name=$1 min=$2 max=$3 left=$((deadline - SECONDS))
         shift 3
+        if [ -n "${PARTS:-}" ] && [[ " $PARTS " != *" $name "* ]]; then
+            return 0
+        fi
         if [ "$left" -lt "$min" ]; then
             echo "== $name: skipped, ${left}s left of ${budget}s (needs ${min}s)" | tee -a "$out/all.log"
             return 0
@@ -97,6 +101,7 @@ all)
     part kernel-tests 40 90 env TRITON_INTERPRET=0 $py -m pytest -q -W default -p no:cacheprovider tests/test_kernels.py
     part kernels 60 150 $py bench/kernels.py
     part rms-sweep 40 90 $py bench/kernels.py --rms-sweep
+    part ce-sweep 40 120 $py bench/kernels.py --ce-sweep
     cp bench/out/kernels.csv "$out/" 2>/dev/null || true
     part trainer-b8 150 600 $py bench/trainer_gpu.py --tokenizer $tokenizer --steps 15 --batch 8 --work /tmp/b8 ${TRAINER_ARGS:-}
     cp bench/out/trainer_gpu.csv "$out/" 2>/dev/null || true

@@ -281,7 +281,10 @@ class Bench:
             impls.append(("liger", self.liger.liger_swiglu))
         rows += [self.measure("swiglu", name, glu_in, f, glu_bytes) for name, f in impls]
 
-        # RoPE on q and k (batch 1, 8192 positions restarting every 1024 tokens).
+        # RoPE on q and k (batch 1, 8192 positions restarting every 1024 tokens). Ours rotates in
+        # place, which autograd allows on a non-leaf only, so every implementation gets the same
+        # copies `q * 1`, `k * 1` (and their backward) around it: in a model q and k come out of
+        # their projection instead.
         hq, hk, d = s.q_heads, s.kv_heads, s.head_dim
         pos = (t.arange(n, device=dev) % 1024)[None]
         cos, sin = sk.rope_cos_sin(pos, d, 500000.0)
@@ -294,7 +297,7 @@ class Bench:
             return t.cat([qo.flatten(), ko.flatten()])
 
         def eager(q: Any, k: Any, fn: Callable[..., Any] = ref.rope) -> Any:
-            qo, ko = fn(q, k, cos, sin)
+            qo, ko = fn(q * 1, k * 1, cos, sin)
             return t.cat([qo.flatten(), ko.flatten()])
 
         impls = [
@@ -306,7 +309,9 @@ class Bench:
             full_cos, full_sin = t.cat([cos, cos], -1).to(dt), t.cat([sin, sin], -1).to(dt)
 
             def liger_rope(q: Any, k: Any) -> Any:
-                qo, ko = self.liger.liger_rope(q.transpose(1, 2), k.transpose(1, 2), full_cos, full_sin)
+                qo, ko = self.liger.liger_rope(
+                    (q * 1).transpose(1, 2), (k * 1).transpose(1, 2), full_cos, full_sin
+                )
                 return t.cat([qo.flatten(), ko.flatten()])
 
             impls.append(("liger", liger_rope))
@@ -331,16 +336,18 @@ class Bench:
 
     def ce_sweep(self) -> None:
         """The fused loss's forward + backward time and peak memory over its chunk rows and the
-        loss kernel's block: the data behind the defaults in kernels/cross_entropy.py."""
+        loss kernel's block: the data behind the defaults in kernels/cross_entropy.py. Then the
+        device time per kernel of the default and of the compiled unfused loss, to show where
+        the difference lies."""
         t, s = self.torch, self.s
         from shardforge import kernels as sk
         from shardforge.kernels import cross_entropy as ce
 
         labels = t.randint(0, s.vocab, (s.tokens,), device=self.device)
         default = ce.CUDA_BLOCK
-        for block in (4096, 8192, 16384, 32768):
+        for block in (16384, 32768):
             ce.CUDA_BLOCK = block
-            for chunk in (1024, 2048, 4096, 8192):
+            for chunk in (2048, 4096):
                 if chunk > s.tokens:
                     continue
                 self.measure(
@@ -351,6 +358,38 @@ class Bench:
                     (0, 0),
                 )
         ce.CUDA_BLOCK = default
+
+        def unfused(x: Any, w: Any) -> Any:
+            return t.nn.functional.cross_entropy((x @ w.T).float(), labels)
+
+        self.kernel_table("shardforge (defaults)", lambda x, w: sk.fused_linear_cross_entropy(x, w, labels))
+        self.kernel_table("torch.compile (unfused)", t.compile(unfused))
+
+    def kernel_table(self, label: str, fwd: Callable[..., Any], calls: int = 3) -> None:
+        """Device time per call of each kernel of one loss's forward + backward, largest first."""
+        if not self.cuda:
+            return
+        t = self.torch
+        from torch.profiler import ProfilerActivity, profile
+
+        inputs = self.ce_inputs()
+
+        def run_both() -> None:
+            t.autograd.grad(fwd(*inputs), inputs)
+
+        run_both()
+        t.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                run_both()
+            t.cuda.synchronize()
+        events = sorted(prof.key_averages(), key=lambda e: -e.self_device_time_total)
+        total = sum(e.self_device_time_total for e in events) / calls / 1e3
+        print(f"-- {label}: {total:.3f} ms of device time per call")
+        for e in events[:8]:
+            print(
+                f"   {e.self_device_time_total / calls / 1e3:8.3f} ms  {e.count // calls:3d}x  {e.key[:100]}"
+            )
 
     def rms_sweep(self) -> None:
         """RMSNorm's forward + backward over the backward kernel's rows per loop iteration and
