@@ -55,10 +55,10 @@ if _common.HAS_TRITON:
         tl.store(DW_PARTIAL + pid * n_cols + cols, dw, mask=col_mask)
 
 
-# The backward's rows per loop iteration and programs per SM. Not yet tuned on a GPU: the one-row
-# loop ran at 44 % of the bandwidth floor on an H100 (bench/RESULTS.md); `bench/kernels.py
-# --rms-sweep` times the alternatives.
-BWD_ROWS = 1
+# The backward's rows per loop iteration and programs per SM, from `bench/kernels.py --rms-sweep`
+# on an H200 (bench/RESULTS.md): four rows, one program per SM reached 81.5 % of the bandwidth floor
+# by device time, one row 62 %; eight rows spill registers and fall to 10 %.
+BWD_ROWS = 4
 BWD_PROGRAMS_PER_SM = 1
 
 
