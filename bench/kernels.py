@@ -398,7 +398,8 @@ class Bench:
         from shardforge.kernels import rmsnorm
 
         rms_in, rms_bytes = self.rms_inputs()
-        default = rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM
+        default = rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM, rmsnorm.BWD_MAX_TILE
+        rmsnorm.BWD_MAX_TILE = 1 << 30  # each setting as given, spills included
         for rows in (1, 2, 4, 8):
             for per_sm in (1, 2, 4):
                 rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM = rows, per_sm
@@ -409,7 +410,7 @@ class Bench:
                     lambda x, w: sk.rms_norm(x, w, 1e-6),
                     rms_bytes,
                 )
-        rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM = default
+        rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM, rmsnorm.BWD_MAX_TILE = default
 
 
 def _version(mod: str) -> str:

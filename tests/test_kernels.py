@@ -77,6 +77,12 @@ def leaf(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t.to(DEVICE, dtype, copy=True).requires_grad_()
 
 
+def test_rms_norm_backward_takes_fewer_rows_for_wide_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four rows of 4096 fit the tile; wider rows halve the rows rather than spill registers."""
+    monkeypatch.setattr(rmsnorm_module, "BWD_ROWS", 4)
+    assert [rmsnorm_module.bwd_rows(b) for b in (128, 4096, 8192, 16384, 65536)] == [4, 4, 2, 1, 1]
+
+
 @pytest.mark.parametrize("bwd_rows", [1, 4])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 7), (3, 5, 130), (4, 1000), (2, 8195)])
