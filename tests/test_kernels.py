@@ -300,6 +300,6 @@ def test_cross_entropy_chunks_bound_the_logits(poisoned_outputs: int) -> None:
     finally:
         torch.mm = real_mm
     chunk = ce.default_chunk_rows(256)
-    assert len(logits) == 256 // chunk >= 2, logits
+    assert chunk <= 256 // 4 and len(logits) == 256 // chunk, logits
     assert {rows for rows, _ in logits} == {chunk}, logits
     assert len({storage for _, storage in logits}) == 1, "each chunk allocated its own logits"
