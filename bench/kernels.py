@@ -134,23 +134,27 @@ class Bench:
         t.cuda.synchronize()
         return float(statistics.median(start.elapsed_time(end) for start, end in events))
 
-    def device_ms(self, fn: Callable[[], Any]) -> float:
-        """The device's busy time for one call: every kernel's duration from the profiler, summed,
-        with the gaps while the host launches the next one left out. NaN without a GPU."""
-        if not self.cuda:
-            return float("nan")
+    def kernel_times(self, fn: Callable[[], Any], calls: int) -> list[Any]:
+        """The profiler's per-kernel device times over `calls` calls of `fn`, after one warm call.
+        Device activity only: host ops would count their kernels' time a second time."""
         t = self.torch
         from torch.profiler import ProfilerActivity, profile
 
         fn()
         t.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                fn()
+            t.cuda.synchronize()
+        return list(prof.key_averages())
+
+    def device_ms(self, fn: Callable[[], Any]) -> float:
+        """The device's busy time for one call: every kernel's duration from the profiler, summed,
+        with the gaps while the host launches the next one left out. NaN without a GPU."""
+        if not self.cuda:
+            return float("nan")
         try:
-            # Device activity only: host ops would count their kernels' time a second time.
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                for _ in range(self.repeats):
-                    fn()
-                t.cuda.synchronize()
-            total_us = sum(e.self_device_time_total for e in prof.key_averages())
+            total_us = sum(e.self_device_time_total for e in self.kernel_times(fn, self.repeats))
         except Exception as e:  # the wall-clock figures stand without it
             print(f"device time not measured: {type(e).__name__}: {e}")
             return float("nan")
@@ -370,20 +374,12 @@ class Bench:
         if not self.cuda:
             return
         t = self.torch
-        from torch.profiler import ProfilerActivity, profile
-
         inputs = self.ce_inputs()
 
         def run_both() -> None:
             t.autograd.grad(fwd(*inputs), inputs)
 
-        run_both()
-        t.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(calls):
-                run_both()
-            t.cuda.synchronize()
-        events = sorted(prof.key_averages(), key=lambda e: -e.self_device_time_total)
+        events = sorted(self.kernel_times(run_both, calls), key=lambda e: -e.self_device_time_total)
         total = sum(e.self_device_time_total for e in events) / calls / 1e3
         print(f"-- {label}: {total:.3f} ms of device time per call")
         for e in events[:8]:
