@@ -257,6 +257,28 @@ def test_cross_entropy_with_every_label_ignored_is_zero(poisoned_outputs: int) -
     assert not h.grad.any() and not w.grad.any()
 
 
+@pytest.mark.parametrize("triton_path", [True, False], ids=["triton", "torch-fallback"])
+def test_cross_entropy_backward_scales_by_each_incoming_gradient(
+    triton_path: bool, poisoned_outputs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gradients are computed in the forward for an incoming gradient of 1 and scaled in the
+    backward: by 1 (nothing to do), by another value, and again through a retained graph without
+    changing what the first backward returned."""
+    if not triton_path:
+        monkeypatch.setattr(_common, "use_triton", lambda t: False)
+    h0, w0, y = ce_inputs(40, 24, 300)
+    hr, wr = h0.double().requires_grad_(), w0.double().requires_grad_()
+    want = torch.autograd.grad(reference.linear_cross_entropy(hr, wr, y), (hr, wr))
+    h, w = leaf(h0, torch.float32), leaf(w0, torch.float32)
+    for incoming in (1.0, 0.25):
+        loss = fused_linear_cross_entropy(h, w, y.to(DEVICE), chunk_rows=16)
+        got = torch.autograd.grad(loss, (h, w), torch.tensor(incoming, device=DEVICE), retain_graph=True)
+        again = torch.autograd.grad(loss, (h, w), torch.tensor(-3.0, device=DEVICE))
+        for name, g, g2, ref in zip(("d hidden", "d weight"), got, again, want, strict=True):
+            close(g, ref * incoming, torch.float32, f"{name} (gradient {incoming})", poisoned_outputs)
+            close(g2, ref * -3.0, torch.float32, f"{name} (second backward)", poisoned_outputs)
+
+
 def test_cross_entropy_without_autograd_computes_the_loss_alone(poisoned_outputs: int) -> None:
     """Under `torch.no_grad` (evaluation) each chunk takes one product, not three, and the loss is
     the one training computes."""

@@ -2,7 +2,8 @@
 computed, the loss kernel turns them in place into their gradient, and that gradient is
 multiplied straight into `d hidden` and `d weight`. The full `tokens x vocab` logits never exist;
 peak extra memory is one chunk of logits. The gradients are computed in the forward (the loss is a
-scalar), and the backward only scales them by the incoming gradient."""
+scalar), and the backward only scales them by the incoming gradient, on the device: it never
+waits for the host to read that gradient, and a gradient of 1 costs no pass."""
 
 from __future__ import annotations
 
@@ -52,6 +53,19 @@ if _common.HAS_TRITON:
             g = tl.exp(x - lse) * (1.0 + 2.0 * z_loss * lse) - smoothing / n_cols
             g = tl.where(idx == y, g - (1.0 - smoothing), g)
             tl.store(ptr + idx, (g * scale).to(LOGITS.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _rescale_kernel(X, FACTOR, n, BLOCK: tl.constexpr):
+        # X *= FACTOR in place. With a factor of 1, the usual case, each program reads one scalar
+        # and stops: the host never has to read the factor to skip the pass.
+        f = tl.load(FACTOR)
+        if f != 1.0:
+            step = tl.num_programs(0).to(tl.int64) * BLOCK
+            for off in range(tl.program_id(0).to(tl.int64) * BLOCK, n, step):
+                idx = off + tl.arange(0, BLOCK)
+                mask = idx < n
+                x = tl.load(X + idx, mask=mask).to(tl.float32)
+                tl.store(X + idx, (x * f).to(X.dtype.element_ty), mask=mask)
 
 
 def _ce_grad_torch(
@@ -157,16 +171,43 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                     d_weight.addmm_(logits.T, h)
         if d_weight is not None and padded != vocab:
             d_weight = d_weight[:vocab]
-        ctx.save_for_backward(d_hidden, d_weight)
+        # Kept on ctx, not saved for backward: they are scaled in place there, which the saved
+        # tensors' version check would refuse on a second backward through a retained graph.
+        ctx.grads = d_hidden, d_weight
+        ctx.backwards = 0
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        d_hidden, d_weight = ctx.saved_tensors
-        if grad.item() != 1.0:  # the usual case (loss.backward()) skips two full passes
-            d_hidden = d_hidden * grad if d_hidden is not None else None
-            d_weight = d_weight * grad if d_weight is not None else None
+        d_hidden, d_weight = ctx.grads
+        grad = grad.float()
+        if ctx.backwards == 0:
+            # The gradients were computed for an incoming gradient of 1, that of `loss.backward()`.
+            # They are scaled in place, and with a gradient of 1 that costs no pass over the 1 GiB
+            # of `d weight` and no wait for the host to read the gradient.
+            for g in (d_hidden, d_weight):
+                if g is not None:
+                    _rescale_(g, grad)
+            ctx.applied = grad
+        else:
+            # Backward again through a retained graph: the first call's results stay as returned.
+            factor = grad / ctx.applied
+            d_hidden = d_hidden * factor if d_hidden is not None else None
+            d_weight = d_weight * factor if d_weight is not None else None
+        ctx.backwards += 1
         return d_hidden, d_weight, None, None, None, None, None, None
+
+
+def _rescale_(x: torch.Tensor, factor: torch.Tensor) -> None:
+    """`x *= factor` in place, skipped on the device when `factor` is 1."""
+    if not _common.use_triton(x):
+        if factor.item() != 1.0:
+            x.mul_(factor)
+        return
+    flat = x.view(-1)
+    block = 4096
+    programs = min(-(-flat.numel() // block), 4 * _common.program_count(1 << 30, x.device))
+    _rescale_kernel[(max(1, programs),)](flat, factor, flat.numel(), BLOCK=block, num_warps=8)
 
 
 def fused_linear_cross_entropy(
