@@ -92,8 +92,10 @@ def _ce_grad_torch(
 
 
 MAX_CHUNK_ROWS = 2048
-# Columns the loss kernel reads per iteration of its loops over a row, on a GPU.
-CUDA_BLOCK = 32768
+# Columns the loss kernel reads per iteration of its loops over a row on a GPU, and its warps for
+# a block that wide: the fastest of 8192-32768 columns x 8-32 warps on an H200 (bench/RESULTS.md).
+CUDA_BLOCK = 16384
+CUDA_WARPS = 32
 VOCAB_ALIGN = 128
 
 
@@ -157,7 +159,8 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                 block = _common.block_for(vocab, cap=CUDA_BLOCK if hidden.is_cuda else 4096)
                 _ce_grad_kernel[(len(h),)](
                     logits, logits.stride(0), y, per_row, scale, vocab, ignore_index, label_smoothing, z_loss,
-                    BLOCK=block, WRITE_GRAD=need_grad, num_warps=_common.warps_for(block),
+                    BLOCK=block, WRITE_GRAD=need_grad,
+                    num_warps=CUDA_WARPS if block == CUDA_BLOCK else _common.warps_for(block),
                 )  # fmt: skip
             else:
                 per_row = _ce_grad_torch(logits[:, :vocab], y, ignore_index, scale, label_smoothing, z_loss)
