@@ -98,7 +98,7 @@ all)
     # behind the fused loss's chunk and RMSNorm's backward defaults.
     part kernel-tests 40 90 env TRITON_INTERPRET=0 $py -m pytest -q -W default -p no:cacheprovider tests/test_kernels.py
     part kernels 60 150 $py bench/kernels.py
-    part ce-sweep 40 120 $py bench/kernels.py --ce-sweep
+    part ce-sweep 40 150 $py bench/kernels.py --ce-sweep
     part rms-sweep 40 90 $py bench/kernels.py --rms-sweep
     cp bench/out/kernels.csv "$out/" 2>/dev/null || true
     # Issue 6 (met on an H200, 2026-12-04): Llama 3's aligned 128,256-token vocabulary, against

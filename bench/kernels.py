@@ -178,7 +178,9 @@ class Bench:
 
             leaves = [x for x in inputs if isinstance(x, t.Tensor) and x.requires_grad]
             with t.no_grad():
-                grad_out = t.randn_like(fwd(*inputs))
+                out = fwd(*inputs)
+            # A scalar is a loss, and `loss.backward()` passes it a gradient of one.
+            grad_out = t.ones_like(out) if out.numel() == 1 else t.randn_like(out)
 
             def run_both() -> None:
                 # The incoming gradient is made once: the timing holds the op's own passes only.
@@ -270,6 +272,7 @@ class Bench:
         ]
         if self.liger:
             impls.append(("liger", lambda x, w: self.liger.liger_rms_norm(x, w, 1e-6)))
+        impls += self.compiled_ours(lambda x, w: sk.rms_norm(x, w, 1e-6))
         rows += [self.measure("rms_norm", name, rms_in, f, rms_bytes) for name, f in impls]
 
         # SwiGLU: forward reads gate and up, writes out; backward reads dout, gate, up, writes two.
@@ -283,6 +286,7 @@ class Bench:
         ]
         if self.liger:
             impls.append(("liger", self.liger.liger_swiglu))
+        impls += self.compiled_ours(sk.swiglu)
         rows += [self.measure("swiglu", name, glu_in, f, glu_bytes) for name, f in impls]
 
         # RoPE on q and k (batch 1, 8192 positions restarting every 1024 tokens). Ours rotates in
@@ -319,6 +323,7 @@ class Bench:
                 return t.cat([qo.flatten(), ko.flatten()])
 
             impls.append(("liger", liger_rope))
+        impls += self.compiled_ours(ours)
         rows += [self.measure("rope", name, rope_in, f, (0, 0)) for name, f in impls]
 
         # LM head + cross-entropy.
@@ -335,8 +340,16 @@ class Bench:
         ]
         if self.liger:
             impls.append(("liger", lambda x, w: self.liger.liger_fused_linear_cross_entropy(x, w, labels)))
+        if self.cuda:  # on CPU it would time the compiler
+            chunked = compiled_chunked_cross_entropy(t, min(n, 2048))
+            impls.append(("torch.compile chunked", lambda x, w: chunked(x, w, labels)))
         rows += [self.measure("linear_cross_entropy", name, self.ce_inputs, f, (0, 0)) for name, f in impls]
         return rows
+
+    def compiled_ours(self, fn: Callable[..., Any]) -> list[tuple[str, Callable[..., Any]]]:
+        """Our kernels inside a compiled region, as the trainer runs them (it compiles each
+        block): Inductor launches them, not Python. On a GPU only: on CPU it times the compiler."""
+        return [("shardforge compiled", self.torch.compile(fn))] if self.cuda else []
 
     def ce_sweep(self) -> None:
         """The fused loss's forward + backward time and peak memory over its chunk rows and the
@@ -348,26 +361,70 @@ class Bench:
         from shardforge.kernels import cross_entropy as ce
 
         labels = t.randint(0, s.vocab, (s.tokens,), device=self.device)
-        default = ce.CUDA_BLOCK
-        for block in (16384, 32768):
-            ce.CUDA_BLOCK = block
-            for chunk in (2048, 4096):
-                if chunk > s.tokens:
-                    continue
-                self.measure(
-                    "linear_cross_entropy",
-                    f"chunk {chunk} block {block}",
-                    self.ce_inputs,
-                    lambda x, w, c=chunk: sk.fused_linear_cross_entropy(x, w, labels, chunk_rows=c),
-                    (0, 0),
-                )
-        ce.CUDA_BLOCK = default
+        for chunk in (2048, 4096):
+            if chunk > s.tokens:
+                continue
+            self.measure(
+                "linear_cross_entropy",
+                f"chunk {chunk}",
+                self.ce_inputs,
+                lambda x, w, c=chunk: sk.fused_linear_cross_entropy(x, w, labels, chunk_rows=c),
+                (0, 0),
+            )
+        self.loss_kernel_sweep(labels[: ce.MAX_CHUNK_ROWS])
 
         def unfused(x: Any, w: Any) -> Any:
             return t.nn.functional.cross_entropy((x @ w.T).float(), labels)
 
-        self.kernel_table("shardforge (defaults)", lambda x, w: sk.fused_linear_cross_entropy(x, w, labels))
-        self.kernel_table("torch.compile (unfused)", t.compile(unfused))
+        ours = lambda x, w: sk.fused_linear_cross_entropy(x, w, labels)  # noqa: E731
+        compiled = t.compile(unfused)
+        self.kernel_table("shardforge (defaults)", ours)
+        for chunk in (4096, s.tokens):
+            self.kernel_table(
+                f"shardforge (chunks of {chunk})",
+                lambda x, w, c=chunk: sk.fused_linear_cross_entropy(x, w, labels, chunk_rows=c),
+            )
+        self.kernel_table("torch.compile (unfused)", compiled)
+        # The two are within a few per cent, about as much as one call's time drifts over a run,
+        # so they are timed in turns and the ratio is taken per round.
+        ratios = []
+        for r in range(3):
+            op = "linear_cross_entropy"
+            mine = self.measure(op, f"shardforge round {r}", self.ce_inputs, ours, (0, 0))
+            peer = self.measure(op, f"torch.compile round {r}", self.ce_inputs, compiled, (0, 0))
+            ratios.append(peer["fwd_bwd_ms"] / mine["fwd_bwd_ms"])
+        rounds = ", ".join(f"{x:.3f}" for x in ratios)
+        print(
+            f"shardforge's speed over torch.compile's per round: {rounds}; median {statistics.median(ratios):.3f}x"
+        )
+
+    def loss_kernel_sweep(self, labels: Any) -> None:
+        """The loss kernel alone on one chunk of logits, over its block and warps: time and the
+        bandwidth it reaches (the row is read twice and written once)."""
+        if not self.cuda:
+            return
+        t = self.torch
+        from shardforge.kernels import cross_entropy as ce
+
+        rows, vocab = len(labels), self.s.vocab
+        logits = t.randn(rows, vocab, device=self.device, dtype=self.dtype)
+        scale = t.ones((), device=self.device)
+        per_row = t.empty(rows, device=self.device)
+        for block in (8192, 16384, 32768):
+            for warps in (8, 16, 32):
+
+                def launch(b: int = block, nw: int = warps) -> None:
+                    ce._ce_grad_kernel[(rows,)](
+                        logits, logits.stride(0), labels, per_row, scale, vocab, -100, 0.0, 0.0,
+                        BLOCK=b, WRITE_GRAD=True, num_warps=nw,
+                    )  # fmt: skip
+
+                ms = self.median_ms(launch)
+                gbps = 3 * logits.numel() * logits.element_size() / (ms * 1e-3) / 1e9
+                print(
+                    f"loss kernel {rows} x {vocab}  block {block:5d} warps {warps:2d}: {ms:.3f} ms, "
+                    f"{gbps:,.0f} GB/s ({gbps / self.copy_gbps:.0%} of copy)"
+                )
 
     def kernel_table(self, label: str, fwd: Callable[..., Any], calls: int = 3) -> None:
         """Device time per call of each kernel of one loss's forward + backward, largest first."""
@@ -407,6 +464,40 @@ class Bench:
                     rms_bytes,
                 )
         rmsnorm.BWD_ROWS, rmsnorm.BWD_PROGRAMS_PER_SM, rmsnorm.BWD_MAX_TILE = default
+
+
+def compiled_chunked_cross_entropy(torch: Any, chunk_rows: int) -> Callable[..., Any]:
+    """The peer the issue names beside Liger: a chunked LM head + loss written in plain PyTorch,
+    each chunk's loss and gradients taken in the forward by `torch.func.grad_and_value` and
+    compiled by `torch.compile`, the gradients summed over chunks and scaled in the backward."""
+    t = torch
+
+    def chunk_loss(h: Any, w: Any, y: Any, n_valid: Any) -> Any:
+        logits = (h @ w.T).float()
+        return t.nn.functional.cross_entropy(logits, y, reduction="sum") / n_valid
+
+    chunk_step = t.compile(t.func.grad_and_value(chunk_loss, argnums=(0, 1)))
+
+    class ChunkedLoss(t.autograd.Function):  # type: ignore[misc,name-defined]
+        @staticmethod
+        def forward(ctx: Any, h: Any, w: Any, y: Any) -> Any:
+            n_valid = (y != -100).sum().clamp(min=1)
+            d_h, d_w = t.empty_like(h), t.zeros_like(w)
+            loss = t.zeros((), device=h.device)
+            for a in range(0, len(h), chunk_rows):
+                (g_h, g_w), part = chunk_step(h[a : a + chunk_rows], w, y[a : a + chunk_rows], n_valid)
+                d_h[a : a + chunk_rows] = g_h
+                d_w += g_w
+                loss += part
+            ctx.save_for_backward(d_h, d_w)
+            return loss
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            d_h, d_w = ctx.saved_tensors
+            return d_h * grad, d_w * grad, None
+
+    return ChunkedLoss.apply  # type: ignore[no-any-return]
 
 
 def _version(mod: str) -> str:
