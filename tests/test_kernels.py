@@ -279,6 +279,31 @@ def test_cross_entropy_backward_scales_by_each_incoming_gradient(
             close(g2, ref * -3.0, torch.float32, f"{name} (second backward)", poisoned_outputs)
 
 
+@pytest.mark.parametrize("triton_path", [True, False], ids=["triton", "torch-fallback"])
+def test_cross_entropy_hands_its_gradients_over_without_a_copy(
+    triton_path: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`loss.backward()` makes the gradients computed in the forward the leaves' `.grad` as they
+    are. A reference the loss kept after its backward would make autograd copy them: 1 GiB for
+    `d weight` at vocab 128k."""
+    if not triton_path:
+        monkeypatch.setattr(_common, "use_triton", lambda t: False)
+    made: list[int] = []
+    real_empty = _common.empty
+
+    def recording_empty(*shape: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        out = real_empty(*shape, dtype=dtype, device=device)
+        made.append(out.data_ptr())
+        return out
+
+    monkeypatch.setattr(_common, "empty", recording_empty)
+    h0, w0, y = ce_inputs(64, 24, 3000)  # a vocabulary padded to 3072 inside: `d weight` is a slice
+    h, w = leaf(h0, torch.float32), leaf(w0, torch.float32)
+    torch.autograd.backward(fused_linear_cross_entropy(h, w, y.to(DEVICE), chunk_rows=16))
+    assert h.grad is not None and w.grad is not None
+    assert h.grad.data_ptr() in made and w.grad.data_ptr() in made, "a gradient was copied"
+
+
 def test_cross_entropy_without_autograd_computes_the_loss_alone(poisoned_outputs: int) -> None:
     """Under `torch.no_grad` (evaluation) each chunk takes one product, not three, and the loss is
     the one training computes."""

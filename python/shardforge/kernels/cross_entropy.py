@@ -174,15 +174,16 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
                     d_weight.addmm_(logits.T, h)
         if d_weight is not None and padded != vocab:
             d_weight = d_weight[:vocab]
-        # Kept on ctx, not saved for backward: they are scaled in place there, which the saved
-        # tensors' version check would refuse on a second backward through a retained graph.
-        ctx.grads = d_hidden, d_weight
+        # Saved for backward, not kept on ctx: autograd drops saved tensors as soon as the backward
+        # has run, so the gradient it passes on is the only reference left and is handed to
+        # `weight.grad` as it is. A reference on ctx would make it copy the 1 GiB `d weight`.
+        ctx.save_for_backward(d_hidden, d_weight)
         ctx.backwards = 0
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        d_hidden, d_weight = ctx.grads
+        d_hidden, d_weight = ctx.saved_tensors
         grad = grad.float()
         if ctx.backwards == 0:
             # The gradients were computed for an incoming gradient of 1, that of `loss.backward()`.
@@ -202,10 +203,13 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
 
 
 def _rescale_(x: torch.Tensor, factor: torch.Tensor) -> None:
-    """`x *= factor` in place, skipped on the device when `factor` is 1."""
+    """`x *= factor` in place, skipped on the device when `factor` is 1. `x` is a saved tensor, and
+    the write leaves its version counter alone (the kernel writes through a pointer, the fallback
+    through `.data`): the backward tracks what it has applied itself, and a second backward
+    through a retained graph would otherwise be refused."""
     if not _common.use_triton(x):
         if factor.item() != 1.0:
-            x.mul_(factor)
+            x.data.mul_(factor)
         return
     flat = x.view(-1)
     block = 4096
