@@ -195,6 +195,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
             ctx.applied = grad
         else:
             # Backward again through a retained graph: the first call's results stay as returned.
+            # (After a first gradient of 0 the values are gone, and this gives NaN.)
             factor = grad / ctx.applied
             d_hidden = d_hidden * factor if d_hidden is not None else None
             d_weight = d_weight * factor if d_weight is not None else None
