@@ -214,8 +214,10 @@ def _rescale_(x: torch.Tensor, factor: torch.Tensor) -> None:
         return
     flat = x.view(-1)
     block = 4096
-    programs = min(-(-flat.numel() // block), 4 * _common.program_count(1 << 30, x.device))
-    _rescale_kernel[(max(1, programs),)](flat, factor, flat.numel(), BLOCK=block, num_warps=8)
+    tiles = max(1, -(-flat.numel() // block))
+    # A few programs per SM loop over the tiles: with a factor of 1 each stops after one load.
+    programs = min(tiles, 4 * _common.program_count(tiles, x.device))
+    _rescale_kernel[(programs,)](flat, factor, flat.numel(), BLOCK=block, num_warps=8)
 
 
 def fused_linear_cross_entropy(
