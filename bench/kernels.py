@@ -324,6 +324,13 @@ class Bench:
 
             impls.append(("liger", liger_rope))
         impls += self.compiled_ours(ours)
+        if self.cuda:  # what compiled code ran before it switched to writing new tensors
+
+            def in_place(q: Any, k: Any) -> Any:
+                qo, ko = sk.rope._RoPE.apply(q * 1, cos, sin), sk.rope._RoPE.apply(k * 1, cos, sin)
+                return t.cat([qo.flatten(), ko.flatten()])
+
+            impls.append(("shardforge compiled in place", t.compile(in_place)))
         rows += [self.measure("rope", name, rope_in, f, (0, 0)) for name, f in impls]
 
         # LM head + cross-entropy.

@@ -146,14 +146,25 @@ def document_positions(batch: int, seq: int) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("b", "s", "hq", "hk", "d"), [(1, 1, 1, 1, 2), (2, 7, 6, 2, 80), (1, 33, 4, 4, 128), (3, 5, 5, 1, 6)]
 )
-def test_rope(b: int, s: int, hq: int, hk: int, d: int, dtype: torch.dtype, poisoned_outputs: int) -> None:
+@pytest.mark.parametrize("compiling", [False, True], ids=["in-place", "to-new"])
+def test_rope(
+    b: int, s: int, hq: int, hk: int, d: int, dtype: torch.dtype, compiling: bool,
+    poisoned_outputs: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Both paths: in place, and the one `torch.compile` takes, which writes new tensors and
+    must leave q and k as they were."""
     seed = poisoned_outputs
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
     pos = document_positions(b, s) + 1  # never position 0 only: there the rotation is the identity
     cos, sin = rope_cos_sin(pos, d, base=10000.0)
     q0, k0 = torch.randn(b, s, hq, d), torch.randn(b, s, hk, d)
     dq, dk = torch.randn(b, s, hq, d), torch.randn(b, s, hk, d)
     q, k = leaf(q0, dtype), leaf(k0, dtype)
-    qo, ko = apply_rope(q * 1, k * 1, cos.to(DEVICE), sin.to(DEVICE))  # `* 1`: in place on a non-leaf
+    q_in, k_in = q * 1, k * 1  # `* 1`: in place on a non-leaf
+    qo, ko = apply_rope(q_in, k_in, cos.to(DEVICE), sin.to(DEVICE))
+    assert (qo is q_in and ko is k_in) != compiling
+    if compiling:
+        assert torch.equal(q_in, q.detach()) and torch.equal(k_in, k.detach()), f"input changed (seed {seed})"
     torch.autograd.backward((qo * dq.to(DEVICE, dtype)).sum() + (ko * dk.to(DEVICE, dtype)).sum())
     qr, kr = q0.double().requires_grad_(), k0.double().requires_grad_()
     qro, kro = reference.rope(qr, kr, cos.double(), sin.double())
@@ -177,6 +188,27 @@ def test_rope_backward_leaves_the_incoming_gradient_alone(poisoned_outputs: int)
     kept = g.clone()
     torch.autograd.grad(out, [q, k], g)
     assert torch.equal(g, kept), f"the backward changed its incoming gradient (seed {poisoned_outputs})"
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="Dynamo cannot trace a Triton kernel under the interpreter")
+def test_rope_inside_torch_compile(poisoned_outputs: int) -> None:
+    """Compiled as the trainer runs it, values and gradients match the eager kernel's."""
+    pos = document_positions(2, 40)
+    cos, sin = (t.to(DEVICE) for t in rope_cos_sin(pos, 64, base=10000.0))
+    q, k = leaf(torch.randn(2, 40, 4, 64), torch.float32), leaf(torch.randn(2, 40, 2, 64), torch.float32)
+
+    def rotated(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        qo, ko = apply_rope(q * 1, k * 1, cos, sin)
+        return torch.cat([qo.flatten(), ko.flatten()])
+
+    g = torch.randn(q.numel() + k.numel(), device=DEVICE)
+    compiled = torch.compile(rotated, fullgraph=True)(q, k)
+    got = torch.autograd.grad(compiled, [q, k], g)
+    eager = rotated(q, k)
+    want = torch.autograd.grad(eager, [q, k], g)
+    close(compiled, eager, torch.float32, "out", poisoned_outputs)
+    close(got[0], want[0], torch.float32, "dq", poisoned_outputs)
+    close(got[1], want[1], torch.float32, "dk", poisoned_outputs)
 
 
 def test_rope_matches_the_usual_rotate_half_formula(poisoned_outputs: int) -> None:
